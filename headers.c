@@ -1,0 +1,134 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * headers.c - which header fields a proxy forwards, and URL rewriting in
+ * response headers (RevProxyPassReverse).
+ *
+ * Owns: the hop-by-hop rules of RFC 9110 section 7.6.1 and the prefix
+ * rewriting of Location / Content-Location / URI. Does not own: building
+ * the outgoing request (proxy.c) or parsing (http_parse.c). Stateless;
+ * allocates only in the caller's pool.
+ */
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+
+#include "headers.h"
+
+static const char *const hop_by_hop[] = {
+    "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding",
+    "Upgrade", "Proxy-Connection", "Proxy-Authorization",
+    "Proxy-Authenticate", NULL
+};
+
+int rc_hdr_is_hop_by_hop(const char *name)
+{
+    int i;
+
+    for (i = 0; hop_by_hop[i]; i++) {
+        if (!strcasecmp(name, hop_by_hop[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Collects Connection values: the field may occur several times. */
+static int collect_connection(void *baton, const char *key, const char *v)
+{
+    apr_array_header_t *vals = baton;
+
+    (void)key;
+    APR_ARRAY_PUSH(vals, const char *) = v;
+    return 1;
+}
+
+void rc_hdr_strip_hop_by_hop(apr_table_t *headers)
+{
+    apr_pool_t *p = apr_table_elts(headers)->pool;
+    apr_array_header_t *vals = apr_array_make(p, 2, sizeof(const char *));
+    int i;
+
+    apr_table_do(collect_connection, vals, headers, "Connection", NULL);
+    for (i = 0; i < vals->nelts; i++) {
+        char *list = apr_pstrdup(p, APR_ARRAY_IDX(vals, i, const char *));
+        char *state, *tok;
+
+        for (tok = apr_strtok(list, ", \t", &state); tok;
+             tok = apr_strtok(NULL, ", \t", &state)) {
+            apr_table_unset(headers, tok);
+        }
+    }
+    for (i = 0; hop_by_hop[i]; i++) {
+        apr_table_unset(headers, hop_by_hop[i]);
+    }
+}
+
+/* Length of "scheme://authority" at the start of url, 0 if none. */
+static apr_size_t origin_len(const char *url)
+{
+    const char *s = strstr(url, "://");
+
+    if (!s) {
+        return 0;
+    }
+    s += 3;
+    while (*s && *s != '/' && *s != '?' && *s != '#') {
+        s++;
+    }
+    return (apr_size_t)(s - url);
+}
+
+/* What goes between the front prefix and the rest of the path so that
+ * exactly one "/" separates them, whichever side ended with one. */
+static const char *join_slash(const char *front, const char *be,
+                              apr_size_t blen, const char **rest)
+{
+    apr_size_t flen = strlen(front);
+    int front_slash = flen && front[flen - 1] == '/';
+
+    if (be[blen - 1] == '/') {
+        return front_slash ? "" : "/";
+    }
+    if (front_slash && **rest == '/') {
+        (*rest)++;
+    }
+    return "";
+}
+
+const char *rc_hdr_reverse_map(apr_pool_t *p, const char *value,
+                               const rc_reverse_map_t *maps, int nmaps,
+                               const char *front_base)
+{
+    int i;
+
+    for (i = 0; i < nmaps; i++) {
+        const char *be = maps[i].backend;
+        apr_size_t olen = origin_len(be), blen = strlen(be);
+        const char *rest;
+
+        /* Origin case-insensitive, path case-sensitive. */
+        if (!olen || strncasecmp(value, be, olen) != 0
+            || strncmp(value + olen, be + olen, blen - olen) != 0) {
+            continue;
+        }
+        rest = value + blen;
+        if (be[blen - 1] != '/' && *rest && *rest != '/' && *rest != '?'
+            && *rest != '#') {
+            continue;    /* "/b" must not match "/bc" */
+        }
+        return apr_pstrcat(p, front_base, maps[i].front,
+                           join_slash(maps[i].front, be, blen, &rest),
+                           rest, NULL);
+    }
+    return value;
+}
+
+void rc_hdr_append_list(apr_pool_t *p, apr_table_t *headers,
+                        const char *name, const char *value)
+{
+    const char *old = apr_table_getm(p, headers, name);
+
+    apr_table_setn(headers, name,
+                   old ? apr_pstrcat(p, old, ", ", value, NULL) : value);
+}

@@ -1,0 +1,308 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * mod_revcache.c - the module record, its hooks, and the flow of a
+ * proxied request:
+ *
+ *   translate_name  match the URI against RevProxyPass routes (a route in
+ *                   the request's <Location> first, then the server's,
+ *                   longest prefix first); claim it for our handler
+ *   map_to_storage  claimed requests skip the file-system walk
+ *   (httpd's access control, authentication and authorisation run as
+ *    usual between these and the handler)
+ *   handler         "revcache": forward to the route's backend
+ *
+ * Owns: hooks, per-process backend pools (created in child_init, one per
+ * worker, living in the child's pool), the mapping from a decoded route
+ * prefix back to the raw request path. Does not own: directives
+ * (config.c), forwarding (proxy.c).
+ */
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+
+#include "mod_revcache.h"
+
+/* This process's connection pools, indexed by rc_worker_t.index. */
+static rc_backend_t **backends;
+static int nbackends;
+
+/* What translate_name decided, kept for the handler. */
+typedef struct {
+    const rc_route_t *route;
+    const char       *backend_path;
+} rc_match_t;
+
+static int rc_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                         apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    rc_config_workers_reset(pconf);
+    return OK;
+}
+
+static int rc_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    rc_config_resolve_workers();
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RCLOGNO(00101)
+                 "%d backend worker(s) configured",
+                 rc_config_workers()->nelts);
+    return OK;
+}
+
+static void rc_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_array_header_t *ws = rc_config_workers();
+    int i;
+
+    nbackends = ws->nelts;
+    backends = apr_pcalloc(pchild, sizeof(rc_backend_t *)
+                                   * (nbackends ? nbackends : 1));
+    for (i = 0; i < nbackends; i++) {
+        const rc_worker_t *w = APR_ARRAY_IDX(ws, i, rc_worker_t *);
+        rc_backend_opts_t o;
+        apr_status_t rv;
+
+        o.host = w->host;
+        o.port = w->port;
+        o.connect_timeout = w->connect_timeout;
+        o.io_timeout = w->timeout;
+        o.keepalive = w->keepalive;
+        o.max_idle = w->max_idle;
+        o.idle_ttl = w->idle_ttl;
+        o.buffer_size = RC_DEF_BUFFER_SIZE;
+        /* Always threaded: even under prefork, mod_http2 runs requests
+         * on its own worker threads. */
+        rv = rc_backend_create(&backends[i], &o, 1, pchild);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, RCLOGNO(00102)
+                         "cannot set up backend %s (host lookup failed?); "
+                         "requests for it will get 502", w->url);
+            backends[i] = NULL;
+        }
+    }
+}
+
+/* Does the decoded, normalised path match a route prefix? A prefix
+ * without a trailing '/' matches whole segments only: "/app" matches
+ * "/app" and "/app/x", not "/apple". */
+static int prefix_matches(const rc_route_t *rt, const char *uri)
+{
+    if (strncmp(uri, rt->prefix, rt->prefix_len) != 0) {
+        return 0;
+    }
+    return rt->prefix[rt->prefix_len - 1] == '/'
+           || uri[rt->prefix_len] == '\0' || uri[rt->prefix_len] == '/';
+}
+
+static const rc_route_t *find_route(request_rec *r)
+{
+    rc_dir_conf_t *dc = ap_get_module_config(r->per_dir_config,
+                                             &revcache_module);
+    rc_server_conf_t *sc = ap_get_module_config(r->server->module_config,
+                                                &revcache_module);
+    int i;
+
+    if (dc->route && prefix_matches(dc->route, r->uri)) {
+        return dc->route;
+    }
+    for (i = 0; i < sc->routes->nelts; i++) {
+        const rc_route_t *rt = &APR_ARRAY_IDX(sc->routes, i, rc_route_t);
+        if (prefix_matches(rt, r->uri)) {
+            return rt;
+        }
+    }
+    return NULL;
+}
+
+/* The request target as the client sent it, path only: origin-form
+ * "/p?q" or absolute-form "http://h/p?q". httpd decodes and normalises
+ * r->parsed_uri.path in place, so r->unparsed_uri is the only raw copy. */
+static const char *raw_path(request_rec *r)
+{
+    const char *s = r->unparsed_uri ? r->unparsed_uri : "";
+    const char *e;
+
+    if (*s != '/' && (e = strstr(s, "://")) != NULL) {
+        s = e + 3;
+        while (*s && *s != '/' && *s != '?') {
+            s++;
+        }
+    }
+    e = s + strcspn(s, "?#");
+    return apr_pstrmemdup(r->pool, s, e - s);
+}
+
+/* Would a backend normalise this path to something else ("//", "./",
+ * "../")? Then we forward the form httpd checked, not the raw one. */
+static int needs_normalising(const char *p)
+{
+    const char *s;
+
+    for (s = p; *s; s++) {
+        if (*s == '/' && (s[1] == '/' || (s[1] == '.' && (!s[2]
+            || s[2] == '/' || (s[2] == '.' && (!s[3] || s[3] == '/')))))) {
+            return 1;
+        }
+    }
+    return p[0] == '.' && (!p[1] || p[1] == '/'
+                           || (p[1] == '.' && (!p[2] || p[2] == '/')));
+}
+
+/*
+ * The raw (still-encoded) remainder of the request path after the route
+ * prefix. The prefix was matched against the decoded r->uri; we walk the
+ * raw path decoding %XX as we go until we have consumed the prefix.
+ * Example: prefix "/app/", raw "/ap%70/a%20b" gives "a%20b".
+ * When the raw path does not walk to the prefix or still holds what
+ * normalisation removes ("//", "./", "../"), the normalised remainder,
+ * escaped again, is forwarded instead.
+ */
+static const char *raw_remainder(request_rec *r, const rc_route_t *rt)
+{
+    const char *raw = raw_path(r);
+    apr_size_t i = 0, j = 0;
+
+    while (j < rt->prefix_len && raw[i]) {
+        int ch = (unsigned char)raw[i];
+
+        if (ch == '%' && apr_isxdigit(raw[i + 1])
+            && apr_isxdigit(raw[i + 2])) {
+            char hex[3] = { raw[i + 1], raw[i + 2], 0 };
+            ch = (int)strtol(hex, NULL, 16);
+            i += 3;
+        }
+        else {
+            i++;
+        }
+        if (ch != (unsigned char)rt->prefix[j++]) {
+            break;
+        }
+        if (j == rt->prefix_len) {
+            if (needs_normalising(raw + i)) {
+                break;
+            }
+            return raw + i;
+        }
+    }
+    return ap_os_escape_path(r->pool, r->uri + rt->prefix_len, 0);
+}
+
+/* Joins the backend's base path and the remainder with one '/' where a
+ * directory boundary is meant. */
+static const char *join_path(apr_pool_t *p, const char *base,
+                             const char *rest, const rc_route_t *rt)
+{
+    apr_size_t blen = strlen(base);
+    int base_slash = blen && base[blen - 1] == '/';
+
+    if (base_slash && *rest == '/') {
+        rest++;
+    }
+    else if (!base_slash && *rest && *rest != '/'
+             && rt->prefix[rt->prefix_len - 1] == '/') {
+        return apr_pstrcat(p, base, "/", rest, NULL);
+    }
+    return apr_pstrcat(p, base, rest, NULL);
+}
+
+static int rc_translate_name(request_rec *r)
+{
+    const rc_route_t *rt;
+    rc_match_t *m;
+
+    if (r->proxyreq != PROXYREQ_NONE || !r->uri || r->uri[0] != '/') {
+        return DECLINED;
+    }
+    rt = find_route(r);
+    if (!rt || rt->exclude) {
+        return DECLINED;
+    }
+    m = apr_palloc(r->pool, sizeof(*m));
+    m->route = rt;
+    m->backend_path = join_path(r->pool, rt->worker->base_path,
+                                raw_remainder(r, rt), rt);
+    if (r->args) {
+        m->backend_path = apr_pstrcat(r->pool, m->backend_path, "?",
+                                      r->args, NULL);
+    }
+    ap_set_module_config(r->request_config, &revcache_module, m);
+    r->handler = RC_HANDLER;
+    r->filename = apr_pstrcat(r->pool, "revcache:", rt->worker->url, NULL);
+    /* Reverse proxy: httpd keeps the backend's Date and Server. */
+    r->proxyreq = PROXYREQ_REVERSE;
+    return OK;
+}
+
+static int rc_map_to_storage(request_rec *r)
+{
+    if (ap_get_module_config(r->request_config, &revcache_module)) {
+        return OK;     /* no file behind a proxied URI */
+    }
+    return DECLINED;
+}
+
+static int rc_handler(request_rec *r)
+{
+    rc_match_t *m;
+    const rc_worker_t *w;
+
+    if (!r->handler || strcmp(r->handler, RC_HANDLER) != 0) {
+        return DECLINED;
+    }
+    m = ap_get_module_config(r->request_config, &revcache_module);
+    if (!m) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00103)
+                      "handler 'revcache' set for %s, but no RevProxyPass "
+                      "route matches it", r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    w = m->route->worker;
+    apr_table_setn(r->notes, "revcache-backend", w->url);
+    if (w->index >= nbackends || !backends[w->index]) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00104)
+                      "backend %s is not available in this process",
+                      w->url);
+        return HTTP_BAD_GATEWAY;
+    }
+    return rc_proxy_forward(r, w, backends[w->index], m->backend_path);
+}
+
+static void rc_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(rc_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(rc_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rc_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Before mod_alias and mod_rewrite's per-server rules, like
+     * mod_proxy's ProxyPass. */
+    ap_hook_translate_name(rc_translate_name, NULL, NULL,
+                           APR_HOOK_FIRST);
+    ap_hook_map_to_storage(rc_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(rc_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(revcache) = {
+    STANDARD20_MODULE_STUFF,
+    rc_create_dir_conf,
+    rc_merge_dir_conf,
+    rc_create_server_conf,
+    rc_merge_server_conf,
+    rc_cmds,
+    rc_register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

@@ -1,0 +1,498 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * proxy.c - forwarding one request to a backend over HTTP/1.1 and
+ * streaming the response back through httpd's output filters.
+ *
+ * Owns: building the backend request (method, raw path, end-to-end
+ * headers, X-Forwarded-* / Forwarded / Via), streaming the request body
+ * (Content-Length or chunked, never held whole), interim responses, the
+ * response head as httpd sees it (status, headers, RevProxyPassReverse),
+ * streaming the body with flushes when the backend pauses, and the
+ * retry of an idempotent request whose pooled connection turned out
+ * dead. Does not own: route matching or the choice of backend
+ * (mod_revcache.c), connection pooling and wire parsing (backend.c,
+ * http_parse.c).
+ *
+ * Pools: everything per request goes to r->pool; the backend connection
+ * carries its own pool. A body piece handed out by backend.c points into
+ * the connection's buffer, so it is passed down before the connection
+ * is released.
+ */
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <httpd.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+#include "mod_revcache.h"
+
+APLOG_USE_MODULE(revcache);
+
+#define RC_REQ_BODY_READ   (64 * 1024)
+
+static const rc_http_limits_t response_limits = {
+    RC_DEF_MAX_HEAD_BYTES, RC_DEF_MAX_FIELDS
+};
+
+typedef struct {
+    apr_array_header_t *vec;     /* struct iovec pieces of the head */
+} head_builder_t;
+
+static void put(head_builder_t *hb, const char *s)
+{
+    struct iovec *v = apr_array_push(hb->vec);
+
+    v->iov_base = (void *)s;
+    v->iov_len = strlen(s);
+}
+
+static int put_field(void *baton, const char *key, const char *value)
+{
+    head_builder_t *hb = baton;
+
+    put(hb, key);
+    put(hb, ": ");
+    put(hb, value);
+    put(hb, "\r\n");
+    return 1;
+}
+
+/* Is it safe to send this request twice? (RFC 9110 section 9.2.2) */
+static int idempotent(const request_rec *r)
+{
+    switch (r->method_number) {
+    case M_GET: case M_PUT: case M_DELETE: case M_OPTIONS:
+        return 1;
+    }
+    return r->header_only || !strcmp(r->method, "TRACE");
+}
+
+/* "for=" / "host=" values of RFC 7239 need quotes for IPv6 and ports. */
+static const char *fwd_node(apr_pool_t *p, const char *ip)
+{
+    return strchr(ip, ':') ? apr_psprintf(p, "\"[%s]\"", ip) : ip;
+}
+
+static void add_forwarded(request_rec *r, apr_table_t *h, int mode)
+{
+    const char *host = apr_table_get(r->headers_in, "Host");
+    const char *proto = ap_http_scheme(r);
+    const char *via_proto = r->protocol && !strncmp(r->protocol, "HTTP/", 5)
+                            ? r->protocol + 5 : "1.1";
+
+    if (mode & RC_FWD_X) {
+        rc_hdr_append_list(r->pool, h, "X-Forwarded-For", r->useragent_ip);
+        if (host) {
+            rc_hdr_append_list(r->pool, h, "X-Forwarded-Host", host);
+        }
+        rc_hdr_append_list(r->pool, h, "X-Forwarded-Proto", proto);
+    }
+    if (mode & RC_FWD_RFC7239) {
+        const char *v = apr_psprintf(r->pool, "for=%s;proto=%s",
+                                     fwd_node(r->pool, r->useragent_ip),
+                                     proto);
+        if (host) {
+            v = apr_psprintf(r->pool, "%s;host=\"%s\"", v, host);
+        }
+        rc_hdr_append_list(r->pool, h, "Forwarded", v);
+    }
+    if (mode != RC_FWD_OFF) {
+        rc_hdr_append_list(r->pool, h, "Via",
+                           apr_psprintf(r->pool, "%s %s", via_proto,
+                                        ap_get_server_name(r)));
+    }
+}
+
+typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED } req_body_e;
+
+/* The request head for the backend, as one string. */
+static const char *build_head(request_rec *r, const rc_worker_t *w,
+                              const char *path, req_body_e body,
+                              apr_size_t *len)
+{
+    rc_server_conf_t *sc = ap_get_module_config(r->server->module_config,
+                                                &revcache_module);
+    apr_table_t *h = apr_table_copy(r->pool, r->headers_in);
+    const char *host = NULL;
+    head_builder_t hb;
+
+    hb.vec = apr_array_make(r->pool, 64, sizeof(struct iovec));
+    rc_hdr_strip_hop_by_hop(h);
+    /* Framing is ours to set; Expect was answered by httpd (it sends
+     * "100 Continue" when we first read the body). */
+    apr_table_unset(h, "Content-Length");
+    apr_table_unset(h, "Expect");
+    if (rc_conf_preserve_host(sc)) {
+        host = apr_table_get(r->headers_in, "Host");
+    }
+    apr_table_unset(h, "Host");
+    add_forwarded(r, h, rc_conf_forwarded(sc));
+
+    put(&hb, r->method);
+    put(&hb, " ");
+    put(&hb, path);
+    put(&hb, " HTTP/1.1\r\nHost: ");
+    put(&hb, host ? host : w->authority);
+    put(&hb, "\r\n");
+    if (body == BODY_LENGTH) {
+        put(&hb, "Content-Length: ");
+        put(&hb, apr_table_get(r->headers_in, "Content-Length"));
+        put(&hb, "\r\n");
+    }
+    else if (body == BODY_CHUNKED) {
+        put(&hb, "Transfer-Encoding: chunked\r\n");
+    }
+    if (!w->keepalive) {
+        put(&hb, "Connection: close\r\n");
+    }
+    apr_table_do(put_field, &hb, h, NULL);
+    put(&hb, "\r\n");
+    return apr_pstrcatv(r->pool, (struct iovec *)hb.vec->elts,
+                        hb.vec->nelts, len);
+}
+
+typedef enum {
+    SEND_OK = 0,
+    SEND_BACKEND_ERR,    /* writing to the backend failed */
+    SEND_CLIENT_ERR      /* reading the client's body failed */
+} send_result_e;
+
+/* Streams the client's request body to the backend. */
+static send_result_e send_body(request_rec *r, rc_conn_t *conn,
+                               req_body_e body, apr_status_t *status)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
+                                                r->connection->bucket_alloc);
+    int seen_eos = 0;
+
+    while (!seen_eos) {
+        apr_bucket *e;
+
+        *status = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                 APR_BLOCK_READ, RC_REQ_BODY_READ);
+        if (*status != APR_SUCCESS) {
+            return SEND_CLIENT_ERR;
+        }
+        for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+             e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t n;
+            char size[32];
+            struct iovec v[3];
+            int nv = 0;
+
+            if (APR_BUCKET_IS_EOS(e)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(e)) {
+                continue;
+            }
+            *status = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
+            if (*status != APR_SUCCESS) {
+                return SEND_CLIENT_ERR;
+            }
+            if (!n) {
+                continue;
+            }
+            if (body == BODY_CHUNKED) {
+                v[nv].iov_base = size;
+                v[nv++].iov_len = apr_snprintf(size, sizeof(size),
+                                               "%" APR_UINT64_T_HEX_FMT "\r\n",
+                                               (apr_uint64_t)n);
+            }
+            v[nv].iov_base = (void *)data;
+            v[nv++].iov_len = n;
+            if (body == BODY_CHUNKED) {
+                v[nv].iov_base = "\r\n";
+                v[nv++].iov_len = 2;
+            }
+            if ((*status = rc_conn_writev(conn, v, nv)) != APR_SUCCESS) {
+                return SEND_BACKEND_ERR;
+            }
+        }
+        apr_brigade_cleanup(bb);
+    }
+    if (body == BODY_CHUNKED) {
+        struct iovec v = { "0\r\n\r\n", 5 };
+        if ((*status = rc_conn_writev(conn, &v, 1)) != APR_SUCCESS) {
+            return SEND_BACKEND_ERR;
+        }
+    }
+    return SEND_OK;
+}
+
+/* Does the backend keep this connection open after the response? */
+static int backend_keeps_alive(const rc_resp_head_t *head)
+{
+    const char *conn = apr_table_get(head->headers, "Connection");
+    int close = conn && ap_find_token(NULL, conn, "close");
+
+    if (head->version < 11) {
+        return conn && ap_find_token(NULL, conn, "keep-alive") && !close;
+    }
+    return !close;
+}
+
+/* Copies the backend's header fields to r, rewriting URLs that point at
+ * the backend (RevProxyPassReverse). */
+static void set_response_headers(request_rec *r, rc_resp_head_t *head,
+                                 rc_body_kind_e kind)
+{
+    rc_server_conf_t *sc = ap_get_module_config(r->server->module_config,
+                                                &revcache_module);
+    rc_dir_conf_t *dc = ap_get_module_config(r->per_dir_config,
+                                             &revcache_module);
+    const apr_array_header_t *arr;
+    const apr_table_entry_t *e;
+    apr_array_header_t *maps = dc->reverse->nelts
+        ? apr_array_append(r->pool, dc->reverse, sc->reverse) : sc->reverse;
+    const char *front = NULL;
+    int i;
+
+    rc_hdr_strip_hop_by_hop(head->headers);
+    if (kind == RC_BODY_CHUNKED || kind == RC_BODY_CLOSE) {
+        apr_table_unset(head->headers, "Content-Length");
+    }
+    arr = apr_table_elts(head->headers);
+    e = (const apr_table_entry_t *)arr->elts;
+    for (i = 0; i < arr->nelts; i++) {
+        const char *v = e[i].val;
+
+        if (!strcasecmp(e[i].key, "Content-Type")) {
+            ap_set_content_type(r, v);
+            continue;
+        }
+        if (maps->nelts && (!strcasecmp(e[i].key, "Location")
+                            || !strcasecmp(e[i].key, "Content-Location")
+                            || !strcasecmp(e[i].key, "URI"))) {
+            if (!front) {
+                front = ap_construct_url(r->pool, "", r);
+                /* ap_construct_url gives "scheme://host[:port]" + "". */
+            }
+            v = rc_hdr_reverse_map(r->pool, v,
+                                   (const rc_reverse_map_t *)maps->elts,
+                                   maps->nelts, front);
+        }
+        apr_table_addn(r->headers_out, e[i].key, v);
+    }
+    r->status = head->status;
+    r->status_line = *head->reason
+        ? apr_psprintf(r->pool, "%d %s", head->status, head->reason) : NULL;
+}
+
+/* Relays a 1xx (other than 100) to a client that can take it. */
+static void relay_interim(request_rec *r, rc_resp_head_t *head)
+{
+    if (r->proto_num < HTTP_VERSION(1, 1)) {
+        return;
+    }
+    rc_hdr_strip_hop_by_hop(head->headers);
+    r->status = head->status;
+    r->status_line = apr_psprintf(r->pool, "%d %s", head->status,
+                                  *head->reason ? head->reason : "Interim");
+    apr_table_clear(r->headers_out);
+    apr_table_overlap(r->headers_out, head->headers, APR_OVERLAP_TABLES_SET);
+    ap_send_interim_response(r, 1);
+    apr_table_clear(r->headers_out);
+    r->status = HTTP_OK;
+    r->status_line = NULL;
+}
+
+/* Tells the client the body it is getting is broken: no final chunk, no
+ * keep-alive (HTTP/1.1), stream reset (HTTP/2). */
+static void abort_client(request_rec *r, apr_bucket_brigade *bb)
+{
+    conn_rec *c = r->connection;
+
+    c->keepalive = AP_CONN_CLOSE;
+    apr_brigade_cleanup(bb);
+    APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY,
+                                                       NULL, r->pool,
+                                                       c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+}
+
+/* Streams the response body. Releases the connection. Returns OK. */
+static int stream_body(request_rec *r, const rc_worker_t *w,
+                       rc_conn_t *conn, int keepalive)
+{
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    apr_status_t rv;
+
+    for (;;) {
+        const char *data, *err = NULL;
+        apr_size_t len;
+
+        rv = rc_conn_read_body(conn, 0, &data, &len, &err);
+        if (rv == APR_EAGAIN) {
+            /* The backend paused: let the client have what we hold. */
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(
+                                            c->bucket_alloc));
+            if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS
+                || c->aborted) {
+                break;
+            }
+            apr_brigade_cleanup(bb);
+            rv = rc_conn_read_body(conn, 1, &data, &len, &err);
+        }
+        if (rv == APR_SUCCESS) {
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(
+                                            data, len, c->bucket_alloc));
+            if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS
+                || c->aborted) {
+                break;
+            }
+            apr_brigade_cleanup(bb);
+            continue;
+        }
+        if (rv == APR_EOF) {
+            rc_backend_release(conn, keepalive);
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
+                                            c->bucket_alloc));
+            ap_pass_brigade(r->output_filters, bb);
+            return OK;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EGENERAL ? 0 : rv, r,
+                      RCLOGNO(00201) "backend %s broke off the response "
+                      "body: %s", w->url,
+                      rv == APR_TIMEUP ? "timed out"
+                      : rv == APR_INCOMPLETE ? "closed before the end"
+                      : err ? err : "read error");
+        rc_backend_release(conn, 0);
+        abort_client(r, bb);
+        return OK;
+    }
+    /* The client went away: the response was not read to its end, so
+     * the backend connection cannot be reused. */
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RCLOGNO(00202)
+                  "client went away while receiving a response from %s",
+                  w->url);
+    rc_backend_release(conn, 0);
+    apr_brigade_cleanup(bb);
+    return OK;
+}
+
+static req_body_e request_body_kind(request_rec *r)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+
+    /* httpd already refused ambiguous framing (both fields, a
+     * Transfer-Encoding other than chunked, a bad length): what is left
+     * is one clear choice. */
+    if (apr_table_get(r->headers_in, "Transfer-Encoding")) {
+        return BODY_CHUNKED;
+    }
+    if (cl && strcmp(cl, "0") != 0) {
+        return BODY_LENGTH;
+    }
+    return BODY_NONE;
+}
+
+int rc_proxy_forward(request_rec *r, const rc_worker_t *w,
+                     rc_backend_t *be, const char *backend_path)
+{
+    req_body_e body = request_body_kind(r);
+    apr_size_t head_len;
+    const char *head_str = build_head(r, w, backend_path, body, &head_len);
+    rc_resp_head_t head;
+    rc_body_kind_e kind;
+    apr_off_t length;
+    rc_conn_t *conn = NULL;
+    int attempt, keepalive;
+
+    for (attempt = 0;; attempt++) {
+        int reused, got_bytes = 0;
+        const char *err = NULL;
+        apr_status_t rv;
+        struct iovec v;
+
+        rv = rc_backend_acquire(be, attempt > 0, &conn, &reused);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, RCLOGNO(00203)
+                          "cannot connect to backend %s%s", w->url,
+                          rv == APR_TIMEUP ? " (connect timeout)" : "");
+            return HTTP_BAD_GATEWAY;
+        }
+        v.iov_base = (void *)head_str;
+        v.iov_len = head_len;
+        rv = rc_conn_writev(conn, &v, 1);
+        if (rv == APR_SUCCESS && body != BODY_NONE) {
+            apr_status_t st;
+            send_result_e res = send_body(r, conn, body, &st);
+
+            if (res == SEND_CLIENT_ERR) {
+                rc_backend_release(conn, 0);
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, st, r, RCLOGNO(00204)
+                              "reading the request body for %s failed",
+                              w->url);
+                return ap_map_http_request_error(st, HTTP_BAD_REQUEST);
+            }
+            rv = st;
+        }
+        /* Read the final head, relaying or skipping interim ones. */
+        while (rv == APR_SUCCESS) {
+            rv = rc_conn_read_head(conn, r->pool, &response_limits, &head,
+                                   &got_bytes, &err);
+            if (rv != APR_SUCCESS || head.status >= 200) {
+                break;
+            }
+            if (head.status == 101) {
+                err = "101 Switching Protocols that nobody asked for";
+                rv = APR_EGENERAL;
+                break;
+            }
+            if (head.status != 100) {
+                relay_interim(r, &head);
+            }
+        }
+        if (rv == APR_SUCCESS) {
+            break;
+        }
+        rc_backend_release(conn, 0);
+        /* A pooled connection the backend had closed: nothing reached
+         * it, so an idempotent request without a body goes again. */
+        if (reused && !got_bytes && attempt == 0 && body == BODY_NONE
+            && idempotent(r) && rv != APR_TIMEUP && rv != APR_EGENERAL) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, RCLOGNO(00205)
+                          "pooled connection to %s was dead, retrying on "
+                          "a new one", w->url);
+            continue;
+        }
+        if (rv == APR_TIMEUP) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00206)
+                          "backend %s did not answer within the timeout",
+                          w->url);
+            return HTTP_GATEWAY_TIME_OUT;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EGENERAL ? 0 : rv, r,
+                      RCLOGNO(00207) "bad response from backend %s: %s",
+                      w->url, err ? err
+                      : rv == APR_EOF ? "connection closed without a response"
+                      : "I/O error");
+        return HTTP_BAD_GATEWAY;
+    }
+
+    {
+        const char *err = NULL;
+
+        if (rc_http_body_framing(&head, r->header_only
+                                 || !strcmp(r->method, "HEAD"),
+                                 &kind, &length, &err) != APR_SUCCESS) {
+            rc_backend_release(conn, 0);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00208)
+                          "bad response from backend %s: %s", w->url, err);
+            return HTTP_BAD_GATEWAY;
+        }
+    }
+    keepalive = backend_keeps_alive(&head);
+    rc_conn_body_start(conn, kind, length);
+    set_response_headers(r, &head, kind);
+    return stream_body(r, w, conn, keepalive);
+}
