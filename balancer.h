@@ -125,7 +125,8 @@ typedef struct {
     apr_interval_time_t eject_cooldown; /**< -1: 5 s */
     apr_interval_time_t eject_max_cooldown; /**< -1: 60 s */
     int eject_5xx;                      /**< 5xx counts as failure, -1: no */
-    int eject_streak;                   /**< successes to reset backoff, -1: 5 */
+    int eject_streak;                   /**< successes that reset the
+                                             backoff, -1: 5 */
     int hc_fails;                       /**< probe fails to go down, -1: 3 */
     int hc_passes;                      /**< probe passes to go up, -1: 2 */
     apr_interval_time_t slow_start;     /**< 0 off, -1: 0 */
