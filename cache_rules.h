@@ -25,6 +25,19 @@
  *              rc_rules_surrogate_keys()    tags for purge by tag
  *   unsafe:    rc_rules_invalidations()     URL keys to drop
  *
+ * What an entry keeps (computed once at store time, so a hit is cheap):
+ *   - rc_fresh_t (plain data, may live in shared memory as is)
+ *   - the headers from rc_rules_store_headers() (no Age: the glue sets
+ *     Age from rc_rules_age_seconds() on every hit; no Set-Cookie ever)
+ *   - its URL key (purge of a URL drops every entry with it), full key,
+ *     Vary spec and variant string, and Surrogate-Key tags.
+ * Lookup with Vary: key -> the spec stored for it -> variant of this
+ * request -> entry whose variant is equal (rc_rules_vary_match()).
+ *
+ * Implemented in cache_rules.c (Cache-Control, freshness, age,
+ * storability, hit / stale decisions, validation) and cache_keys.c
+ * (Vary, keys, invalidation, Surrogate-Key).
+ *
  * Times are apr_time_t (microseconds since the epoch); durations are
  * apr_interval_time_t (microseconds) unless a name says "seconds".
  */
