@@ -361,7 +361,7 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EGENERAL ? 0 : rv, r,
                       RCLOGNO(00201) "backend %s broke off the response "
-                      "body: %s", w->url,
+                      "body for %s: %s", w->url, r->unparsed_uri,
                       rv == APR_TIMEUP ? "timed out"
                       : rv == APR_INCOMPLETE ? "closed before the end"
                       : err ? err : "read error");
@@ -372,8 +372,8 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
     /* The client went away: the response was not read to its end, so
      * the backend connection cannot be reused. */
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RCLOGNO(00202)
-                  "client went away while receiving a response from %s",
-                  w->url);
+                  "client went away while receiving %s from %s",
+                  r->unparsed_uri, w->url);
     rc_backend_release(conn, 0);
     apr_brigade_cleanup(bb);
     return OK;

@@ -661,6 +661,9 @@ sub _send_pattern {
 #  /no-content (204)   /not-modified (304 + ETag)
 #  /close-after        200 "bye\n" + Connection: close, close
 #  /drop-after         200 "kept\n" keep-alive, silently close ~ms (50) later
+#  /close-next         200 "armed\n" keep-alive; the next request on the
+#                      same connection is read (and logged), then the
+#                      connection closes without an answer
 #  /reset              read request, close with RST
 #  /count              number of logged requests (not logged itself)
 #  /reset-log          truncate the log (not logged)
@@ -699,6 +702,7 @@ my @ROUTES = (
     ['/no-content'       => \&_h_no_content],
     ['/not-modified'     => \&_h_not_modified],
     ['/drop-after'       => \&_h_drop_after],
+    ['/close-next'       => \&_h_close_next],
     ['/reset-log'        => \&_h_reset_log],
     ['/reset'            => \&_h_reset],
     ['/count'            => \&_h_count],
@@ -716,6 +720,12 @@ sub _handle {
         }
     }
     _log($c, $r) unless $prefix && $UNLOGGED{$prefix};
+    if ($c->{close_next}) {
+        # armed by /close-next: read this request, then close unanswered
+        # (a backend closing an idle connection just as the proxy reuses it)
+        $c->{closing} = 'plain';
+        return;
+    }
     if ($h) {
         $h->($c, $r);
     }
@@ -935,6 +945,12 @@ sub _h_drop_after {
     return if $c->{closing};    # client asked for close anyway
     _msleep($c, _qnum($r, 'ms', 50, 600_000));
     $c->{closing} = 'plain';
+}
+
+sub _h_close_next {
+    my ($c, $r) = @_;
+    _respond($c, $r, body => "armed\n");
+    $c->{close_next} = 1;
 }
 
 sub _h_reset {
