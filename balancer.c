@@ -31,7 +31,8 @@
  *
  * WHO WRITES WHAT
  *   - atomics, any process, no lock: inflight (CAS reservation: never
- *     above max), the counters, flags (admin), eject_level (read), the
+ *     above max), per-process counts[slot][member], the pid slots, the
+ *     counters, flags (admin), eject_level (read), the
  *     fields pick reads (health, eject_until, trial_at, recovered_at,
  *     ewma_bits/ewma_at are written under the member lock but stored
  *     atomically so pick reads them lock-free).
@@ -52,8 +53,10 @@
  *   health, EWMA, counters and in-flight counts (old-generation children
  *   still end their tickets into the same slots).  A changed layout is
  *   reinitialised with a new epoch; tickets of the old epoch are ignored.
- *   A process killed between pick and end leaks its in-flight slot (the
- *   status page shows it); see README.
+ *   A process killed between pick and end would leak its reservations:
+ *   each reservation is also counted per process (a pid slot table in the
+ *   area, claimed on a process's first pick), and rc_bal_reap(), called
+ *   periodically by the glue, gives a dead pid's counts back.
  */
 
 #include "balancer.h"
@@ -63,7 +66,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* Atomics.  GCC/Clang __atomic builtins rather than apr_atomic_*: APR's
@@ -122,6 +127,7 @@ typedef struct {
     apr_uint32_t pad;
     apr_uint64_t lock_recoveries;
     apr_uint64_t lock_errors;
+    apr_uint64_t reaped;        /* in-flight slots taken back from the dead */
     pthread_mutex_t lock;       /* guards every member's rr_current */
 } rc_bal_sh_t;
 
@@ -156,9 +162,22 @@ typedef struct {
     apr_int64_t fail_ts[RC_BAL_MAX_EJECT_FAILS];
 } rc_bal_member_sh_t;
 
+/*
+ * Layout: [seg header][slot pids: RC_BAL_SLOTS x u32] then per balancer
+ * [rc_bal_sh_t][n x rc_bal_member_sh_t][RC_BAL_SLOTS x n x u32 counts].
+ * counts[slot][member] is what the process in that slot holds in flight;
+ * rc_bal_reap() gives a dead process's holdings back.
+ */
 #define RC_SEG_BYTES    RC_ALIGN_UP(sizeof(rc_bal_seg_sh_t))
+#define RC_HEAD_BYTES   (RC_SEG_BYTES \
+                         + RC_ALIGN_UP(RC_BAL_SLOTS * sizeof(apr_uint32_t)))
 #define RC_BAL_BYTES    RC_ALIGN_UP(sizeof(rc_bal_sh_t))
 #define RC_MEM_BYTES    RC_ALIGN_UP(sizeof(rc_bal_member_sh_t))
+#define RC_CNT_BYTES(n) RC_ALIGN_UP((apr_size_t)RC_BAL_SLOTS * (n) \
+                                    * sizeof(apr_uint32_t))
+#define RC_SPAN(n)      (RC_BAL_BYTES + (apr_size_t)(n) * RC_MEM_BYTES \
+                         + RC_CNT_BYTES(n))
+#define RC_SLOT_REAPING 0xffffffffu
 
 /* One point on the hash ring (process-local). */
 typedef struct {
@@ -175,6 +194,10 @@ struct rc_bal_t {
     rc_bal_seg_sh_t *seg;
     rc_bal_sh_t *sh;
     char *mem;                  /* first rc_bal_member_sh_t */
+    apr_uint32_t *counts;       /* [slot * n + member] */
+    apr_uint32_t *slots;        /* slot -> pid, shared by all balancers */
+    apr_uint64_t *proc;         /* this process's slot: pid << 32 | slot+1
+                                   (process-local, one per attach) */
     apr_uint32_t epoch;
     /* resolved config */
     int weight[RC_BAL_MAX_MEMBERS];
@@ -323,12 +346,11 @@ static apr_time_t nz(apr_time_t t)
 
 apr_size_t rc_bal_shm_size(const rc_bal_conf_t *const *confs, int n)
 {
-    apr_size_t sz = RC_SEG_BYTES;
+    apr_size_t sz = RC_HEAD_BYTES;
     int i;
 
     for (i = 0; i < n; i++) {
-        sz += RC_BAL_BYTES
-              + (apr_size_t)confs[i]->members->nelts * RC_MEM_BYTES;
+        sz += RC_SPAN(confs[i]->members->nelts);
     }
     return sz;
 }
@@ -448,6 +470,7 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
 {
     rc_bal_seg_sh_t *seg = base;
     apr_size_t need = rc_bal_shm_size(confs, n), off;
+    apr_uint64_t *proc = apr_pcalloc(p, sizeof(*proc));
     apr_uint64_t fp = bal_fingerprint(confs, n);
     apr_status_t rv;
     int reuse, i, j;
@@ -458,12 +481,12 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
     reuse = seg->magic == RC_BAL_SEG_MAGIC
             && seg->version == RC_BAL_SHM_VERSION && seg->size == need
             && seg->fingerprint == fp && seg->nbal == (apr_uint32_t)n;
-    for (i = 0, off = RC_SEG_BYTES; reuse && i < n; i++) {
+    for (i = 0, off = RC_HEAD_BYTES; reuse && i < n; i++) {
         rc_bal_sh_t *sh = (rc_bal_sh_t *)((char *)base + off);
 
         reuse = sh->magic == RC_BAL_SH_MAGIC
                 && sh->nmembers == (apr_uint32_t)confs[i]->members->nelts;
-        off += RC_BAL_BYTES + confs[i]->members->nelts * RC_MEM_BYTES;
+        off += RC_SPAN(confs[i]->members->nelts);
     }
     if (!reuse) {
         apr_uint32_t epoch = seg->magic == RC_BAL_SEG_MAGIC
@@ -476,13 +499,13 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
         seg->nbal = (apr_uint32_t)n;
         seg->epoch = epoch ? epoch : 1;
         seg->rng = fp;
-        for (i = 0, off = RC_SEG_BYTES; i < n; i++) {
+        for (i = 0, off = RC_HEAD_BYTES; i < n; i++) {
             rv = bal_init_one((rc_bal_sh_t *)((char *)base + off),
                               (char *)base + off + RC_BAL_BYTES, confs[i]);
             if (rv != APR_SUCCESS) {
                 return rv;
             }
-            off += RC_BAL_BYTES + confs[i]->members->nelts * RC_MEM_BYTES;
+            off += RC_SPAN(confs[i]->members->nelts);
         }
         RC_ST(&seg->magic, RC_BAL_SEG_MAGIC);
     }
@@ -491,7 +514,7 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
         *reused = reuse;
     }
 
-    for (i = 0, off = RC_SEG_BYTES; i < n; i++) {
+    for (i = 0, off = RC_HEAD_BYTES; i < n; i++) {
         const rc_bal_conf_t *c = confs[i];
         const rc_bal_member_conf_t *ms =
             (const rc_bal_member_conf_t *)c->members->elts;
@@ -503,6 +526,9 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
         b->seg = seg;
         b->sh = (rc_bal_sh_t *)((char *)base + off);
         b->mem = (char *)base + off + RC_BAL_BYTES;
+        b->counts = (apr_uint32_t *)(b->mem + b->n * RC_MEM_BYTES);
+        b->slots = (apr_uint32_t *)((char *)base + RC_SEG_BYTES);
+        b->proc = proc;
         b->epoch = seg->epoch;
         b->method = DEF(c->method, RC_BAL_RR);
         b->eject_fails = DEF(c->eject_fails, 3);
@@ -538,7 +564,7 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
             bal_build_ring(p, b);
         }
         out[i] = b;
-        off += RC_BAL_BYTES + b->n * RC_MEM_BYTES;
+        off += RC_SPAN(b->n);
     }
     return APR_SUCCESS;
 }
@@ -994,6 +1020,42 @@ static int bal_try_trial(rc_bal_t *b, apr_uint64_t mask, apr_time_t now)
     return -1;
 }
 
+/*
+ * This process's slot in the pid table, claimed on first use (so a forked
+ * child gets its own).  Threads race benignly: the loser hands its slot
+ * back.  -1 when all RC_BAL_SLOTS are taken: no per-process accounting,
+ * a kill of this process may then leak its in-flight count.
+ */
+static int bal_slot(rc_bal_t *b)
+{
+    apr_uint32_t pid = (apr_uint32_t)getpid(), zero;
+    apr_uint64_t w = RC_LD(b->proc), nw;
+    int k, s = -1;
+
+    if (w && (apr_uint32_t)(w >> 32) == pid) {
+        return (int)(w & 0xffffffffu) - 1;
+    }
+    for (k = 0; k < RC_BAL_SLOTS; k++) {
+        int i = (int)((pid + (apr_uint32_t)k) % RC_BAL_SLOTS);
+
+        zero = 0;
+        if (RC_CAS(&b->slots[i], &zero, pid)) {
+            s = i;
+            break;
+        }
+    }
+    nw = ((apr_uint64_t)pid << 32) | (apr_uint32_t)(s + 1);
+    if (RC_CAS(b->proc, &w, nw)) {
+        return s;
+    }
+    if (s >= 0) {
+        RC_ST(&b->slots[s], 0u);    /* another thread of ours won */
+    }
+    return (int)(w & 0xffffffffu) - 1;
+}
+
+/* Fill the ticket; for a reservation, count it against our slot (after
+ * the reservation: a kill in between leaks one, never under-counts). */
 static void bal_ticket(rc_bal_t *b, rc_bal_ticket_t *t, int idx, int trial,
                        apr_time_t now)
 {
@@ -1001,6 +1063,18 @@ static void bal_ticket(rc_bal_t *b, rc_bal_ticket_t *t, int idx, int trial,
     t->trial = trial;
     t->epoch = b->epoch;
     t->start = now;
+    t->slot = -1;
+    if (idx >= 0 && (t->slot = bal_slot(b)) >= 0) {
+        RC_ADD(&b->counts[(apr_size_t)t->slot * b->n + idx], 1u);
+    }
+}
+
+static void bal_dec(apr_uint32_t *p, apr_uint32_t by)
+{
+    apr_uint32_t cur = RC_LD(p);
+
+    while (cur && !RC_CAS(p, &cur, cur > by ? cur - by : 0))
+        ;
 }
 
 int rc_bal_pick(rc_bal_t *b, const rc_bal_req_t *rq, apr_time_t now,
@@ -1182,7 +1256,6 @@ int rc_bal_end(rc_bal_t *b, rc_bal_ticket_t *t, apr_time_t now,
                rc_bal_outcome_e outcome)
 {
     rc_bal_member_sh_t *m;
-    apr_uint32_t cur;
     int idx, fail, ev = 0;
 
     if (!t || t->member < 0 || t->member >= b->n) {
@@ -1194,9 +1267,11 @@ int rc_bal_end(rc_bal_t *b, rc_bal_ticket_t *t, apr_time_t now,
         return 0;                   /* area reinitialised since the pick */
     }
     m = MSH(b, idx);
-    cur = RC_LD(&m->inflight);
-    while (cur && !RC_CAS(&m->inflight, &cur, cur - 1))
-        ;
+    /* slot count first: a kill in between leaks one, never under-counts */
+    if (t->slot >= 0 && t->slot < RC_BAL_SLOTS) {
+        bal_dec(&b->counts[(apr_size_t)t->slot * b->n + idx], 1);
+    }
+    bal_dec(&m->inflight, 1);
     if (outcome == RC_BAL_ABANDONED) {
         if (t->trial) {
             RC_ST(&m->trial_at, (apr_time_t)0);
@@ -1325,9 +1400,102 @@ int rc_bal_retries(const rc_bal_t *b)
     return b->retries;
 }
 
-apr_uint64_t rc_bal_lock_recoveries(const rc_bal_t *b)
+void rc_bal_info(const rc_bal_t *b, rc_bal_info_t *info)
 {
-    return RC_LD(&b->sh->lock_recoveries);
+    int i;
+
+    info->lock_recoveries = RC_LD(&b->sh->lock_recoveries);
+    info->lock_errors = RC_LD(&b->sh->lock_errors);
+    info->reaped = RC_LD(&b->sh->reaped);
+    info->generation = RC_LD(&b->seg->generation);
+    info->epoch = RC_LD(&b->seg->epoch);
+    info->slots_used = 0;
+    for (i = 0; i < RC_BAL_SLOTS; i++) {
+        info->slots_used += RC_LD(&b->slots[i]) != 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Dead processes.                                                       */
+
+static int bal_pid_dead(apr_uint32_t pid)
+{
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/*
+ * Walk every balancer of the area (from the shared header, validating
+ * what it reads) and sum slot @a s's in-flight counts; with @a reclaim,
+ * also zero them and subtract them from the members' in-flight.
+ */
+static apr_uint32_t bal_slot_walk(rc_bal_t *b, apr_uint32_t s, int reclaim)
+{
+    char *base = (char *)b->seg;
+    apr_size_t off, size = (apr_size_t)RC_LD(&b->seg->size);
+    apr_uint32_t nbal = RC_LD(&b->seg->nbal), i, j, n = 0, c, total = 0;
+
+    for (i = 0, off = RC_HEAD_BYTES; i < nbal; i++, off += RC_SPAN(n)) {
+        rc_bal_sh_t *sh = (rc_bal_sh_t *)(base + off);
+        char *mem = base + off + RC_BAL_BYTES;
+        apr_uint32_t *cnt;
+
+        if (off + RC_BAL_BYTES > size || sh->magic != RC_BAL_SH_MAGIC
+            || (n = sh->nmembers) > RC_BAL_MAX_MEMBERS
+            || off + RC_SPAN(n) > size) {
+            break;                  /* not a layout we know: stop */
+        }
+        cnt = (apr_uint32_t *)(mem + n * RC_MEM_BYTES) + (apr_size_t)s * n;
+        for (j = 0; j < n; j++) {
+            if (!reclaim) {
+                total += RC_LD(&cnt[j]);
+                continue;
+            }
+            c = __atomic_exchange_n(&cnt[j], 0u, __ATOMIC_ACQ_REL);
+            if (c) {
+                bal_dec(&((rc_bal_member_sh_t *)(mem + j * RC_MEM_BYTES))
+                        ->inflight, c);
+                RC_ADD(&sh->reaped, (apr_uint64_t)c);
+                total += c;
+            }
+        }
+    }
+    return total;
+}
+
+/*
+ * Give back what dead processes held.  For each slot whose pid no longer
+ * exists: claim it (CAS pid -> REAPING, so two reapers never both do it),
+ * subtract its counts from the members' in-flight in every balancer of
+ * the area, free the slot.  The dead cannot race us.
+ */
+int rc_bal_reap(rc_bal_t *b)
+{
+    apr_uint32_t pid, s;
+    int total = 0;
+
+    for (s = 0; s < RC_BAL_SLOTS; s++) {
+        pid = RC_LD(&b->slots[s]);
+        if (pid == 0 || pid == RC_SLOT_REAPING || !bal_pid_dead(pid)
+            || !RC_CAS(&b->slots[s], &pid, RC_SLOT_REAPING)) {
+            continue;
+        }
+        total += (int)bal_slot_walk(b, s, 1);
+        RC_ST(&b->slots[s], 0u);
+    }
+    return total;
+}
+
+void rc_bal_child_exit(rc_bal_t *b)
+{
+    apr_uint64_t w = RC_LD(b->proc);
+    int s = (int)(w & 0xffffffffu) - 1;
+
+    if (!w || (apr_uint32_t)(w >> 32) != (apr_uint32_t)getpid() || s < 0
+        || bal_slot_walk(b, (apr_uint32_t)s, 0) != 0) {
+        return;                     /* nothing of ours, or the reaper's */
+    }
+    RC_ST(b->proc, (apr_uint64_t)0);
+    RC_ST(&b->slots[s], 0u);
 }
 
 apr_status_t rc_bal_member_stats(const rc_bal_t *b, int idx, apr_time_t now,

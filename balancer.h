@@ -40,6 +40,11 @@ extern "C" {
 #define RC_BAL_MAX_WEIGHT       100
 /** Largest RevBalancerEject fails=N. */
 #define RC_BAL_MAX_EJECT_FAILS  32
+/** Processes that can hold reservations at once (per shared area); a
+ *  process beyond this still works, without kill-safe accounting. */
+#define RC_BAL_SLOTS            1024
+/** Bit for member @a i in rc_bal_req_t.exclude. */
+#define RC_BAL_BIT(i)           (APR_UINT64_C(1) << (i))
 /** Virtual nodes on the hash ring per unit of weight. */
 #define RC_BAL_VNODES_PER_WEIGHT 160
 
@@ -152,8 +157,19 @@ typedef struct {
     int member;                 /**< member index, -1 when nothing held */
     int trial;                  /**< this is the half-open trial request */
     apr_uint32_t epoch;         /**< shm layout epoch at reservation */
+    int slot;                   /**< this process's slot, -1: none */
     apr_time_t start;           /**< @c now at reservation (latency base) */
 } rc_bal_ticket_t;
+
+/** Balancer-wide counters for the status page. */
+typedef struct {
+    apr_uint64_t lock_recoveries; /**< locks taken over from dead owners */
+    apr_uint64_t lock_errors;     /**< lock failures (served lock-free) */
+    apr_uint64_t reaped;          /**< in-flight taken back from the dead */
+    apr_uint32_t generation;      /**< httpd generation of last attach */
+    apr_uint32_t epoch;           /**< layout epoch */
+    int slots_used;               /**< process slots in use (area-wide) */
+} rc_bal_info_t;
 
 /** Snapshot of one member for the status page. */
 typedef struct {
@@ -304,8 +320,23 @@ int rc_bal_retries(const rc_bal_t *b);
 apr_status_t rc_bal_member_stats(const rc_bal_t *b, int idx, apr_time_t now,
                                  rc_bal_member_stats_t *st);
 
-/** Times a balancer lock was recovered from a dead owner. */
-apr_uint64_t rc_bal_lock_recoveries(const rc_bal_t *b);
+/** Balancer-wide counters. */
+void rc_bal_info(const rc_bal_t *b, rc_bal_info_t *info);
+
+/**
+ * Give back the in-flight reservations of processes that died holding
+ * them (SIGKILL, crash), for every balancer in @a b's area; frees their
+ * process slots.  Without it a killed child could leave a max=N member
+ * "full" for ever.  Cheap (RC_BAL_SLOTS kill(pid, 0) probes); call it
+ * periodically from one place, e.g. the parent's monitor hook or the
+ * health-check watchdog.  A zombie counts as alive until waited for.
+ * Returns the number of reservations given back.
+ */
+int rc_bal_reap(rc_bal_t *b);
+
+/** A child is exiting cleanly (child pool cleanup): free its process slot
+ *  if it holds nothing; any balancer of the area will do. */
+void rc_bal_child_exit(rc_bal_t *b);
 
 /** Effective weight in percent of the configured weight (10..100 during
  *  slow start, else 100) of member @a idx at @a now. */

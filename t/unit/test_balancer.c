@@ -1095,6 +1095,7 @@ static void stress(int method)
     for (i = 0; i < 3; i++) {
         assert_int_equal(inflight(b, i), 0);
     }
+    assert_int_equal(rc_bal_reap(b), 0);    /* nothing leaked */
 }
 
 static void test_max_across_processes(void **state_)
@@ -1137,6 +1138,7 @@ static void kill_holder(rc_bal_t *b, int idx)
 
 static void test_killed_lock_holder(void **state_)
 {
+    rc_bal_info_t info;
     rc_bal_t *b;
     char out[16];
 
@@ -1149,14 +1151,87 @@ static void test_killed_lock_holder(void **state_)
     /* the next locker repairs (restarts the sequence) and goes on */
     seq(b, 7, T0, out);
     assert_string_equal(out, "aabacaa");
-    assert_int_equal(rc_bal_lock_recoveries(b), 1);
+    rc_bal_info(b, &info);
+    assert_int_equal(info.lock_recoveries, 1);
     kill_holder(b, 0);
     fail_at(b, 0, T0, 0);
     assert_int_equal(rc_bal_report_probe(b, 0, 1, T0), 0);
-    assert_int_equal(rc_bal_lock_recoveries(b), 2);
+    rc_bal_info(b, &info);
+    assert_int_equal(info.lock_recoveries, 2);
     seq(b, 7, T0, out);
     assert_string_equal(out, "aabacaa");
     alarm(0);
+}
+
+/* A child SIGKILLed while holding reservations: max=N members stay full
+ * until rc_bal_reap() gives its holdings back. */
+static void test_reap_dead_holders(void **state_)
+{
+    rc_bal_req_t rq = { NULL, 0, 0, NULL };
+    rc_bal_ticket_t mine, t;
+    rc_bal_info_t info;
+    int fds[2], st, i;
+    char ch;
+    pid_t pid;
+    rc_bal_t *b;
+
+    (void)state_;
+    b = mkbal(mkconf("least-conn", "http://a max=2", "http://b max=2",
+                     NULL));
+    assert_true(rc_bal_pick(b, &rq, T0, &mine) >= 0);
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (i = 0; i < 3; i++) {
+            if (rc_bal_pick(b, &rq, T0, &t) < 0) {
+                _exit(1);
+            }
+        }
+        if (write(fds[1], "x", 1) != 1) {
+            _exit(1);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    assert_int_equal(read(fds[0], &ch, 1), 1);
+    assert_int_equal(rc_bal_pick(b, &rq, T0, &t), RC_BAL_FULL);
+    assert_int_equal(rc_bal_reap(b), 0);                /* still alive */
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(fds[0]);
+    close(fds[1]);
+    assert_int_equal(rc_bal_pick(b, &rq, T0, &t), RC_BAL_FULL);
+    rc_bal_info(b, &info);
+    assert_int_equal(info.slots_used, 2);
+    assert_int_equal(rc_bal_reap(b), 3);
+    assert_int_equal(inflight(b, 0) + inflight(b, 1), 1);  /* ours */
+    rc_bal_info(b, &info);
+    assert_int_equal(info.reaped, 3);
+    assert_int_equal(info.slots_used, 1);
+    assert_int_equal(rc_bal_reap(b), 0);
+    assert_true(rc_bal_pick(b, &rq, T0, &t) >= 0);
+    rc_bal_end(b, &t, T0, RC_BAL_OK);
+    rc_bal_end(b, &mine, T0, RC_BAL_OK);
+    assert_int_equal(inflight(b, 0) + inflight(b, 1), 0);
+
+    /* a clean exit frees its slot itself */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (rc_bal_pick(b, &rq, T0, &t) < 0) {
+            _exit(1);
+        }
+        rc_bal_end(b, &t, T0, RC_BAL_OK);
+        rc_bal_child_exit(b);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    rc_bal_info(b, &info);
+    assert_int_equal(info.slots_used, 1);
+    assert_int_equal(rc_bal_reap(b), 0);
 }
 
 int main(void)
@@ -1180,6 +1255,7 @@ int main(void)
         cmocka_unit_test(test_reattach),
         cmocka_unit_test(test_max_across_processes),
         cmocka_unit_test(test_killed_lock_holder),
+        cmocka_unit_test(test_reap_dead_holders),
     };
     int rv;
 
