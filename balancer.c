@@ -1299,7 +1299,9 @@ int rc_bal_end(rc_bal_t *b, rc_bal_ticket_t *t, apr_time_t now,
         }
         return 0;
     }
-    if (outcome == RC_BAL_OK || outcome == RC_BAL_HTTP_5XX) {
+    /* latency evidence: answers and timeouts (a connect error is fast and
+     * says nothing about how slow the member is) */
+    if (outcome != RC_BAL_CONNECT_ERROR) {
         apr_time_t at = m->ewma_at;
         double x = (double)(now > t->start ? now - t->start : 0);
         double v = at ? rc_bal_ewma_next(bits2d(m->ewma_bits), now - at, x,

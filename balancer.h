@@ -145,7 +145,8 @@ typedef struct rc_bal_t rc_bal_t;
 
 /** Per-request input to rc_bal_pick(). */
 typedef struct {
-    const void *key;            /**< hash: key bytes; NULL: no key */
+    const void *key;            /**< hash: key bytes; NULL: no key
+                                     (that request goes least-conn) */
     apr_size_t key_len;
     apr_uint64_t exclude;       /**< bit i: member i already tried */
     apr_uint64_t *rng;          /**< p2c: caller's PRNG state (per thread);
@@ -270,8 +271,10 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
  * Pick a usable member and reserve one in-flight slot on it (never beyond
  * max=N, across all processes).  A half-open member whose cooldown is over
  * gets the one trial request first.  Backups only when no primary is
- * usable.  Returns the member index, RC_BAL_FULL or RC_BAL_NONE; on success
- * @a t must later go to rc_bal_end().
+ * usable (a primary at max=N or excluded counts as not usable).  Returns
+ * the member index, RC_BAL_FULL (some member usable but all such full) or
+ * RC_BAL_NONE; on success @a t must later go to rc_bal_end() exactly once
+ * (RC_BAL_ABANDONED if the request was never sent).
  */
 int rc_bal_pick(rc_bal_t *b, const rc_bal_req_t *rq, apr_time_t now,
                 rc_bal_ticket_t *t);
