@@ -220,8 +220,15 @@ static const char *worker_from_url(cmd_parms *cmd, const char *url,
         return apr_psprintf(cmd->pool, "'%s': a backend URL may not have "
                             "a query, fragment or user info", url);
     }
-    if (u.port_str && (!u.port || !*u.port_str)) {
-        return apr_psprintf(cmd->pool, "'%s': bad port", url);
+    if (u.port_str) {
+        /* apr_uri_parse() silently wraps 99999 into a 16-bit port. */
+        char *end;
+        apr_int64_t port = apr_strtoi64(u.port_str, &end, 10);
+
+        if (!*u.port_str || *end || port < 1 || port > 65535) {
+            return apr_psprintf(cmd->pool, "'%s': bad port '%s' (1 to "
+                                "65535)", url, u.port_str);
+        }
     }
     w = apr_pcalloc(cmd->pool, sizeof(*w));
     w->url = url;
