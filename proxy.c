@@ -81,8 +81,10 @@ static void add_forwarded(request_rec *r, apr_table_t *h, int mode)
 {
     const char *host = apr_table_get(r->headers_in, "Host");
     const char *proto = ap_http_scheme(r);
-    const char *via_proto = r->protocol && !strncmp(r->protocol, "HTTP/", 5)
-                            ? r->protocol + 5 : "1.1";
+    /* Via names the client's protocol version: "1.1", "1.0", "2". */
+    const char *via_proto = r->proto_num >= HTTP_VERSION(2, 0)
+        ? apr_itoa(r->pool, HTTP_VERSION_MAJOR(r->proto_num))
+        : r->proto_num == HTTP_VERSION(1, 0) ? "1.0" : "1.1";
 
     if (mode & RC_FWD_X) {
         rc_hdr_append_list(r->pool, h, "X-Forwarded-For", r->useragent_ip);
