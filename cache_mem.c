@@ -1,5 +1,3 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
-
 /*
  * cache_mem.c -- the shared-memory object store of mod_revcache.
  *
@@ -77,166 +75,14 @@
  * when magic, version, size and layout parameters match.
  */
 
-#include "cache_mem.h"
+#include "cache_mem_int.h"
 
-#include <apr_shm.h>
 #include <apr_strings.h>
 
-#include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <pthread.h>
-#include <signal.h>
-#include <string.h>
 #include <sys/syscall.h>
-#include <sys/types.h>
 #include <time.h>
-#include <unistd.h>
-
-#define RC_SEG_MAGIC       0x52435348u    /* "RCSH" */
-#define RC_SEG_VERSION     1u
-#define RC_ENT_MAGIC       0x52434531u    /* "RCE1" */
-
-#define RC_FILL_PER_STRIPE 8
-#define RC_ALLOC_BATCH     64     /* blocks popped per allocator lock */
-#define RC_SWEEP           64     /* entry slots swept per eviction pass */
-#define RC_LRU_SCAN        16     /* LRU tail entries examined per pass */
-#define RC_VICTIMS         8
-#define RC_WAIT_SLICE      (200 * 1000)   /* re-check a fill owner (us) */
-#define RC_REAP_INTERVAL   APR_USEC_PER_SEC
-
-enum { RC_ST_FREE = 0, RC_ST_WRITING, RC_ST_LIVE, RC_ST_DEAD };
-
-#define RC_EF_PROTECTED 0x01      /* in the protected LRU segment */
-#define RC_EF_META2     0x02      /* meta lives in the meta2 chain */
-
-#define RC_SEG(f)   ((f) & RC_EF_PROTECTED)
-
-enum {
-    C_LOOKUPS, C_HITS, C_MISSES, C_STORES, C_ABORTS, C_TOOBIG,
-    C_EVICTIONS, C_EXPIRED, C_PURGED, C_PURGES, C_REPLACED, C_METAUPD,
-    C_CWAITS, C_CTIMEOUTS, C_TAKEOVERS, C_PINS_REAPED, C_WRITERS_REAPED,
-    C_REPAIRS, C_CORRUPT, C_NOSPACE, C_BUSY, C_OBJECTS, C_BLOCKS,
-    C_MAX
-};
-
-#define CTR_ADD(c, i, n) \
-    __atomic_fetch_add(&(c)->sh->ctr[i], (apr_uint64_t)(n), __ATOMIC_RELAXED)
-#define CTR_SUB(c, i, n) \
-    __atomic_fetch_sub(&(c)->sh->ctr[i], (apr_uint64_t)(n), __ATOMIC_RELAXED)
-/* Orders stores to shared memory against a kill at any instruction: the
- * repair code relies on the order of the stores in the allocator. */
-#define RC_BARRIER() __atomic_signal_fence(__ATOMIC_SEQ_CST)
-
-/* -------------------------------------------------------------------- */
-/* Shared structures                                                      */
-
-typedef struct rc_entry_sh_t {
-    apr_uint32_t magic;
-    unsigned char  state;
-    unsigned char  flags;           /* RC_EF_* */
-    apr_uint16_t vlen;
-    apr_uint32_t gen;             /* bumped each time the slot is taken */
-    apr_uint32_t pins;            /* stripe lock */
-    apr_uint64_t hash;
-    apr_uint64_t tag_bloom;       /* 2 bits per tag */
-    apr_uint32_t hnext;           /* hash chain (stripe lock) */
-    apr_uint32_t lru_prev;        /* alloc lock */
-    apr_uint32_t lru_next;        /* also the free-slot link */
-    apr_uint32_t head;            /* main chain */
-    apr_uint32_t tail;
-    apr_uint32_t nblk;
-    apr_uint32_t klen;
-    apr_uint32_t tlen;
-    apr_uint32_t mlen;
-    apr_uint32_t meta2_head;
-    apr_uint32_t meta2_len;
-    apr_uint32_t retired_head;
-    apr_uint32_t retired_nblk;
-    apr_uint32_t pid;             /* writer's process */
-    apr_uint64_t body_len;
-    apr_int64_t  expires;         /* reclaim after */
-    apr_int64_t  stored;          /* begin time, then commit time */
-    apr_int64_t  last_touch;
-} rc_entry_sh_t;
-
-typedef union rc_stripe_sh_t {
-    struct {
-        pthread_mutex_t lock;
-        apr_uint32_t    fill_seq;      /* futex word */
-        apr_uint32_t    fill_waiters;  /* atomic */
-    } s;
-    char pad[64];
-} rc_stripe_sh_t;
-
-typedef struct rc_fill_sh_t {
-    apr_uint64_t hash;
-    apr_int64_t  deadline;
-    apr_uint32_t pid;
-    apr_uint32_t token;           /* 0 = free */
-} rc_fill_sh_t;
-
-typedef struct rc_cache_sh_t {
-    apr_uint32_t magic;
-    apr_uint32_t version;
-    apr_uint64_t size;
-    apr_uint64_t generation;
-    /* layout */
-    apr_uint32_t block_size;
-    apr_uint32_t bytes_per_entry;
-    apr_uint32_t nstripes;
-    apr_uint32_t npins;
-    apr_uint32_t nblocks;
-    apr_uint32_t nentries;
-    apr_uint32_t nbuckets;
-    apr_uint32_t pad0;
-    apr_uint64_t off[8];
-    /* tunables (may change on reuse) */
-    apr_uint64_t max_object;
-    apr_int64_t  touch_interval;
-    apr_uint32_t protected_pct;
-    /* lock-free */
-    apr_uint32_t pin_rotor;
-    apr_uint32_t fill_token;
-    apr_uint32_t pad1;
-    apr_int64_t  last_reap;
-    /* allocator, under alloc_lock */
-    union {
-        pthread_mutex_t m;
-        char pad[64];
-    } alloc_lock __attribute__((aligned(64)));
-    apr_uint32_t free_head;
-    apr_uint32_t free_count;
-    apr_uint32_t efree_head;
-    apr_uint32_t efree_count;
-    apr_uint32_t lru_head[2];
-    apr_uint32_t lru_tail[2];
-    apr_uint64_t lru_blocks[2];
-    apr_uint32_t sweep;
-    apr_uint32_t pad2;
-    apr_uint64_t ctr[C_MAX] __attribute__((aligned(64)));
-} rc_cache_sh_t;
-
-enum { OFF_STRIPES, OFF_FILLS, OFF_BUCKETS, OFF_ENTS, OFF_PINS, OFF_NEXT,
-       OFF_MARK, OFF_DATA };
-
-/* Per-process handle. Layout numbers are copied at attach, so a scribbled
- * header cannot send us out of the segment. */
-struct rc_cache_t {
-    rc_cache_sh_t  *sh;
-    char           *base;
-    apr_size_t      size;
-    rc_stripe_sh_t *stripes;
-    rc_fill_sh_t   *fills;
-    apr_uint32_t   *buckets;
-    rc_entry_sh_t  *ents;
-    apr_uint64_t   *pins;
-    apr_uint32_t   *next;
-    unsigned char  *mark;
-    char           *data;
-    apr_uint32_t    bsize, bshift;
-    apr_uint32_t    nblocks, nentries, nbuckets, nstripes, npins;
-};
 
 struct rc_cache_hit_t {
     rc_cache_t   *c;
@@ -262,61 +108,6 @@ struct rc_cache_writer_t {
     apr_status_t  failed;
     int           done;
 };
-
-/* -------------------------------------------------------------------- */
-/* Small helpers                                                          */
-
-static APR_INLINE rc_entry_sh_t *ent(const rc_cache_t *c, apr_uint32_t i)
-{
-    return &c->ents[i];
-}
-
-static APR_INLINE int ent_ok(const rc_cache_t *c, apr_uint32_t i)
-{
-    return i >= 1 && i <= c->nentries;
-}
-
-static APR_INLINE int blk_ok(const rc_cache_t *c, apr_uint32_t b)
-{
-    return b >= 1 && b <= c->nblocks;
-}
-
-static APR_INLINE char *blk_ptr(const rc_cache_t *c, apr_uint32_t b)
-{
-    return c->data + ((apr_size_t)(b - 1) << c->bshift);
-}
-
-static APR_INLINE apr_uint32_t stripe_of(const rc_cache_t *c, apr_uint64_t h)
-{
-    return (apr_uint32_t)(h & (c->nstripes - 1));
-}
-
-static APR_INLINE apr_uint32_t bucket_of(const rc_cache_t *c, apr_uint64_t h)
-{
-    return (apr_uint32_t)(h & (c->nbuckets - 1));
-}
-
-static APR_INLINE apr_uint32_t blocks_for(const rc_cache_t *c,
-                                          apr_uint64_t len)
-{
-    return (apr_uint32_t)((len + c->bsize - 1) >> c->bshift);
-}
-
-static APR_INLINE apr_uint64_t head_len(const rc_entry_sh_t *e)
-{
-    return (apr_uint64_t)e->klen + e->vlen + e->tlen + e->mlen;
-}
-
-static int pid_alive(apr_uint32_t pid)
-{
-    if (pid == 0) {
-        return 0;
-    }
-    if ((pid_t)pid == getpid()) {
-        return 1;
-    }
-    return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
-}
 
 /*
  * 64-bit hash of a key: 8 bytes at a time, multiply/rotate mixing and a
@@ -390,70 +181,6 @@ static apr_uint64_t tags_bloom(const char *tags, apr_size_t tlen)
     return bloom;
 }
 
-/* -------------------------------------------------------------------- */
-/* Block chains (readers: entry pinned or a lock held)                    */
-
-/* Position (*blk, *boff) of stream offset @off in the chain at @blk. */
-static int chain_seek(const rc_cache_t *c, apr_uint32_t blk,
-                      apr_uint64_t off, apr_uint32_t *oblk,
-                      apr_uint32_t *oboff)
-{
-    while (off >= c->bsize) {
-        if (!blk_ok(c, blk)) {
-            return 0;
-        }
-        blk = c->next[blk];
-        off -= c->bsize;
-    }
-    if (!blk_ok(c, blk)) {
-        return 0;
-    }
-    *oblk = blk;
-    *oboff = (apr_uint32_t)off;
-    return 1;
-}
-
-/* Copy (@dst != NULL) or compare with @src (@dst == NULL) @len bytes at
- * stream offset @off. Returns 1 when copied / equal, 0 otherwise. */
-static int chain_io(const rc_cache_t *c, apr_uint32_t head, apr_uint64_t off,
-                    char *dst, const char *src, apr_size_t len)
-{
-    apr_uint32_t b, bo;
-    apr_size_t n;
-
-    if (len == 0) {
-        return 1;
-    }
-    if (!chain_seek(c, head, off, &b, &bo)) {
-        return 0;
-    }
-    for (;;) {
-        n = c->bsize - bo;
-        if (n > len) {
-            n = len;
-        }
-        if (dst) {
-            memcpy(dst, blk_ptr(c, b) + bo, n);
-            dst += n;
-        }
-        else {
-            if (memcmp(src, blk_ptr(c, b) + bo, n) != 0) {
-                return 0;
-            }
-            src += n;
-        }
-        len -= n;
-        if (len == 0) {
-            return 1;
-        }
-        b = c->next[b];
-        bo = 0;
-        if (!blk_ok(c, b)) {
-            return 0;
-        }
-    }
-}
-
 /*
  * Does the tag list stored at @off (@tlen bytes) contain the token @tag?
  * Streams over the blocks, no copy.  Example: tags "a  bb,c", tag "bb":
@@ -469,7 +196,7 @@ static int chain_has_tag(const rc_cache_t *c, apr_uint32_t head,
     int matching = 1;
     char ch;
 
-    if (tlen == 0 || taglen == 0 || !chain_seek(c, head, off, &b, &bo)) {
+    if (tlen == 0 || taglen == 0 || !rc_cm_chain_seek(c, head, off, &b, &bo)) {
         return 0;
     }
     while (tlen > 0) {
@@ -500,315 +227,6 @@ static int chain_has_tag(const rc_cache_t *c, apr_uint32_t head,
 }
 
 /* -------------------------------------------------------------------- */
-/* Locks                                                                  */
-
-static void repair_alloc_locked(rc_cache_t *c);
-static void repair_stripe_locked(rc_cache_t *c, apr_uint32_t s);
-
-static int mutex_init_shared(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int rv;
-
-    if ((rv = pthread_mutexattr_init(&a)) != 0) {
-        return rv;
-    }
-    rv = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (rv == 0) {
-        rv = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    }
-    if (rv == 0) {
-        rv = pthread_mutex_init(m, &a);
-    }
-    pthread_mutexattr_destroy(&a);
-    return rv;
-}
-
-static apr_status_t alloc_lock(rc_cache_t *c)
-{
-    int rv = pthread_mutex_lock(&c->sh->alloc_lock.m);
-
-    if (rv == EOWNERDEAD) {
-        repair_alloc_locked(c);
-        CTR_ADD(c, C_REPAIRS, 1);
-        pthread_mutex_consistent(&c->sh->alloc_lock.m);
-        rv = 0;
-    }
-    if (rv != 0) {
-        CTR_ADD(c, C_CORRUPT, 1);
-    }
-    return rv;
-}
-
-/* 0 when locked, non-zero (busy or broken) otherwise. */
-static int alloc_trylock(rc_cache_t *c)
-{
-    int rv = pthread_mutex_trylock(&c->sh->alloc_lock.m);
-
-    if (rv == EOWNERDEAD) {
-        repair_alloc_locked(c);
-        CTR_ADD(c, C_REPAIRS, 1);
-        pthread_mutex_consistent(&c->sh->alloc_lock.m);
-        rv = 0;
-    }
-    return rv;
-}
-
-static void alloc_unlock(rc_cache_t *c)
-{
-    pthread_mutex_unlock(&c->sh->alloc_lock.m);
-}
-
-static apr_status_t stripe_lock(rc_cache_t *c, apr_uint32_t s)
-{
-    int rv = pthread_mutex_lock(&c->stripes[s].s.lock);
-
-    if (rv == EOWNERDEAD) {
-        repair_stripe_locked(c, s);
-        CTR_ADD(c, C_REPAIRS, 1);
-        pthread_mutex_consistent(&c->stripes[s].s.lock);
-        rv = 0;
-    }
-    if (rv != 0) {
-        CTR_ADD(c, C_CORRUPT, 1);
-    }
-    return rv;
-}
-
-static void stripe_unlock(rc_cache_t *c, apr_uint32_t s)
-{
-    pthread_mutex_unlock(&c->stripes[s].s.lock);
-}
-
-/* -------------------------------------------------------------------- */
-/* Allocator (alloc lock held)                                            */
-
-/*
- * Pop @n blocks off the free list and append them to entry @i's chain.
- * Example, free list 7 -> 8 -> 9 -> 3, entry chain 4 -> 5, n = 2:
- *   cut:  free list 9 -> 3, popped 7 -> 8 -> 0
- *   link: next[5] = 7, tail = 8, nblk += 2: chain 4 -> 5 -> 7 -> 8
- * Cut before link: a kill between the two leaves 7, 8 owned by nobody
- * (repair frees them), never a chain running into the free list.
- */
-static int blocks_pop_locked(rc_cache_t *c, apr_uint32_t i, apr_uint32_t n)
-{
-    rc_cache_sh_t *sh = c->sh;
-    rc_entry_sh_t *e = ent(c, i);
-    apr_uint32_t first, last, k;
-
-    if (sh->free_count < n || n == 0) {
-        return 0;
-    }
-    first = last = sh->free_head;
-    for (k = 0; k < n; k++) {
-        if (!blk_ok(c, last)) {
-            /* the free list is damaged: rebuild it and let caller retry */
-            CTR_ADD(c, C_CORRUPT, 1);
-            repair_alloc_locked(c);
-            return 0;
-        }
-        if (k + 1 < n) {
-            last = c->next[last];
-        }
-    }
-    sh->free_head = c->next[last];
-    sh->free_count -= n;
-    c->next[last] = 0;
-    RC_BARRIER();
-    if (e->nblk == 0) {
-        e->head = first;
-    }
-    else {
-        c->next[e->tail] = first;
-    }
-    RC_BARRIER();
-    e->tail = last;
-    e->nblk += n;
-    CTR_ADD(c, C_BLOCKS, n);
-    return 1;
-}
-
-/* Give the chain head..tail (n blocks) back; the caller then clears the
- * owner's reference. */
-static void chain_free_locked(rc_cache_t *c, apr_uint32_t head,
-                              apr_uint32_t tail, apr_uint32_t n)
-{
-    if (n == 0 || !blk_ok(c, head) || !blk_ok(c, tail)) {
-        return;
-    }
-    c->next[tail] = c->sh->free_head;
-    RC_BARRIER();
-    c->sh->free_head = head;
-    c->sh->free_count += n;
-    CTR_SUB(c, C_BLOCKS, n);
-}
-
-/* Walk @n blocks from @head; returns the last one or 0 if broken. */
-static apr_uint32_t chain_last(const rc_cache_t *c, apr_uint32_t head,
-                               apr_uint32_t n)
-{
-    apr_uint32_t b = head;
-
-    while (n-- > 1) {
-        if (!blk_ok(c, b)) {
-            return 0;
-        }
-        b = c->next[b];
-    }
-    return blk_ok(c, b) ? b : 0;
-}
-
-static void retired_free_locked(rc_cache_t *c, rc_entry_sh_t *e)
-{
-    apr_uint32_t t;
-
-    if (e->retired_nblk) {
-        t = chain_last(c, e->retired_head, e->retired_nblk);
-        if (t) {
-            chain_free_locked(c, e->retired_head, t, e->retired_nblk);
-        }
-        else {
-            CTR_ADD(c, C_CORRUPT, 1);
-        }
-    }
-    RC_BARRIER();
-    e->retired_head = 0;
-    e->retired_nblk = 0;
-}
-
-/* Free every chain of entry @i and put the slot on the free-slot list. */
-static void ent_release_locked(rc_cache_t *c, apr_uint32_t i)
-{
-    rc_entry_sh_t *e = ent(c, i);
-    apr_uint32_t n, t;
-
-    if (e->nblk) {
-        chain_free_locked(c, e->head, e->tail, e->nblk);
-    }
-    RC_BARRIER();
-    e->nblk = 0;
-    e->head = e->tail = 0;
-    if (e->flags & RC_EF_META2) {
-        n = blocks_for(c, e->meta2_len);
-        t = n ? chain_last(c, e->meta2_head, n) : 0;
-        if (t) {
-            chain_free_locked(c, e->meta2_head, t, n);
-        }
-        RC_BARRIER();
-        e->flags &= ~RC_EF_META2;
-        e->meta2_head = e->meta2_len = 0;
-    }
-    retired_free_locked(c, e);
-    e->state = RC_ST_FREE;
-    e->pins = 0;
-    e->pid = 0;
-    e->hash = 0;
-    e->flags = 0;
-    e->hnext = 0;
-    e->lru_prev = 0;
-    e->lru_next = c->sh->efree_head;
-    c->sh->efree_head = i;
-    c->sh->efree_count++;
-}
-
-static apr_uint32_t ent_pop_locked(rc_cache_t *c)
-{
-    rc_cache_sh_t *sh = c->sh;
-    apr_uint32_t i = sh->efree_head;
-    rc_entry_sh_t *e;
-
-    if (i == 0) {
-        return 0;
-    }
-    if (!ent_ok(c, i) || ent(c, i)->state != RC_ST_FREE) {
-        CTR_ADD(c, C_CORRUPT, 1);
-        repair_alloc_locked(c);
-        return 0;
-    }
-    e = ent(c, i);
-    sh->efree_head = e->lru_next;
-    sh->efree_count--;
-    RC_BARRIER();
-    e->magic = RC_ENT_MAGIC;
-    e->gen++;
-    e->lru_next = e->lru_prev = e->hnext = 0;
-    e->head = e->tail = e->nblk = 0;
-    e->meta2_head = e->meta2_len = 0;
-    e->retired_head = e->retired_nblk = 0;
-    e->flags = 0;
-    e->pins = 0;
-    e->pid = (apr_uint32_t)getpid();
-    RC_BARRIER();
-    e->state = RC_ST_WRITING;
-    return i;
-}
-
-/* LRU: two doubly linked lists (probation, protected), head = recent. */
-static void lru_unlink_locked(rc_cache_t *c, apr_uint32_t i)
-{
-    rc_cache_sh_t *sh = c->sh;
-    rc_entry_sh_t *e = ent(c, i);
-    int seg = RC_SEG(e->flags);
-
-    if (e->lru_prev) {
-        ent(c, e->lru_prev)->lru_next = e->lru_next;
-    }
-    else if (sh->lru_head[seg] == i) {
-        sh->lru_head[seg] = e->lru_next;
-    }
-    if (e->lru_next) {
-        ent(c, e->lru_next)->lru_prev = e->lru_prev;
-    }
-    else if (sh->lru_tail[seg] == i) {
-        sh->lru_tail[seg] = e->lru_prev;
-    }
-    e->lru_prev = e->lru_next = 0;
-    sh->lru_blocks[seg] -= e->nblk;
-}
-
-static void lru_push_locked(rc_cache_t *c, apr_uint32_t i, int seg)
-{
-    rc_cache_sh_t *sh = c->sh;
-    rc_entry_sh_t *e = ent(c, i);
-
-    e->flags = (unsigned char)((e->flags & ~RC_EF_PROTECTED) | seg);
-    e->lru_prev = 0;
-    e->lru_next = sh->lru_head[seg];
-    if (e->lru_next) {
-        ent(c, e->lru_next)->lru_prev = i;
-    }
-    else {
-        sh->lru_tail[seg] = i;
-    }
-    sh->lru_head[seg] = i;
-    sh->lru_blocks[seg] += e->nblk;
-}
-
-/*
- * Segmented LRU touch (alloc lock held).  Example with a protected limit
- * of 80% of the blocks: a new entry enters probation; its first hit moves
- * it to the protected head; when protected holds more than its share its
- * tail is demoted to the probation head, and eviction always starts at the
- * probation tail.  A scan of cold keys (stored once, never hit) only
- * cycles through probation and cannot flush the protected (hot) set.
- */
-static void lru_touch_locked(rc_cache_t *c, apr_uint32_t i)
-{
-    rc_cache_sh_t *sh = c->sh;
-    apr_uint64_t limit = (apr_uint64_t)c->nblocks * sh->protected_pct / 100;
-    apr_uint32_t t;
-
-    lru_unlink_locked(c, i);
-    lru_push_locked(c, i, RC_EF_PROTECTED);
-    while (sh->lru_blocks[1] > limit && (t = sh->lru_tail[1]) != 0
-           && t != i) {
-        lru_unlink_locked(c, t);
-        lru_push_locked(c, t, 0);
-    }
-}
-
-/* -------------------------------------------------------------------- */
 /* Index (stripe lock held)                                               */
 
 static int ent_matches(const rc_cache_t *c, const rc_entry_sh_t *e,
@@ -817,8 +235,9 @@ static int ent_matches(const rc_cache_t *c, const rc_entry_sh_t *e,
 {
     return e->hash == h && e->klen == klen
            && (var == NULL || e->vlen == vlen)
-           && chain_io(c, e->head, 0, NULL, key, klen)
-           && (var == NULL || chain_io(c, e->head, klen, NULL, var, vlen));
+           && rc_cm_chain_io(c, e->head, 0, NULL, key, klen)
+           && (var == NULL
+               || rc_cm_chain_io(c, e->head, klen, NULL, var, vlen));
 }
 
 /* Find the LIVE entry (key, variant); variant NULL = any variant. */
@@ -849,769 +268,6 @@ static apr_uint32_t find_locked(rc_cache_t *c, apr_uint64_t h,
     return 0;
 }
 
-/*
- * Remove LIVE entry @i from the index and LRU (stripe lock held); free it
- * unless pinned (then DEAD until the last release).  Counts @ctr.
- */
-static void unlink_locked(rc_cache_t *c, apr_uint32_t i, int ctr)
-{
-    rc_entry_sh_t *e = ent(c, i);
-    apr_uint32_t *p = &c->buckets[bucket_of(c, e->hash)];
-    apr_uint32_t steps = 0;
-
-    while (*p != 0 && ent_ok(c, *p) && steps++ <= c->nentries) {
-        if (*p == i) {
-            *p = e->hnext;
-            break;
-        }
-        p = &ent(c, *p)->hnext;
-    }
-    e->hnext = 0;
-    if (alloc_lock(c) != APR_SUCCESS) {
-        return;
-    }
-    if (e->state == RC_ST_LIVE) {
-        lru_unlink_locked(c, i);
-        CTR_SUB(c, C_OBJECTS, 1);
-        if (e->pins == 0) {
-            ent_release_locked(c, i);
-        }
-        else {
-            e->state = RC_ST_DEAD;
-        }
-        CTR_ADD(c, ctr, 1);
-    }
-    alloc_unlock(c);
-}
-
-/* Drop a pin on @i (stripe lock held); frees what the pin kept. */
-static void unpin_locked(rc_cache_t *c, apr_uint32_t i)
-{
-    rc_entry_sh_t *e = ent(c, i);
-
-    if (e->pins > 0) {
-        e->pins--;
-    }
-    else {
-        CTR_ADD(c, C_CORRUPT, 1);
-    }
-    if (e->pins == 0
-        && (e->state == RC_ST_DEAD
-            || (e->state == RC_ST_LIVE && e->retired_nblk))) {
-        if (alloc_lock(c) == APR_SUCCESS) {
-            if (e->state == RC_ST_DEAD) {
-                ent_release_locked(c, i);
-            }
-            else {
-                retired_free_locked(c, e);
-            }
-            alloc_unlock(c);
-        }
-    }
-}
-
-/* -------------------------------------------------------------------- */
-/* Pin slots (lock-free claim; entry set/cleared under the stripe lock)   */
-
-static apr_uint32_t pin_claim(rc_cache_t *c, apr_uint32_t pid)
-{
-    apr_uint32_t start, k, n;
-    apr_uint64_t w;
-
-    start = __atomic_fetch_add(&c->sh->pin_rotor, 1, __ATOMIC_RELAXED);
-    for (n = 0; n < c->npins; n++) {
-        k = (start + n) % c->npins;
-        w = __atomic_load_n(&c->pins[k], __ATOMIC_RELAXED);
-        if (w == 0
-            && __atomic_compare_exchange_n(&c->pins[k], &w,
-                                           (apr_uint64_t)pid << 32, 0,
-                                           __ATOMIC_ACQ_REL,
-                                           __ATOMIC_RELAXED)) {
-            return k + 1;
-        }
-    }
-    return 0;
-}
-
-static void pin_store(rc_cache_t *c, apr_uint32_t slot, apr_uint64_t w)
-{
-    __atomic_store_n(&c->pins[slot - 1], w, __ATOMIC_RELEASE);
-}
-
-/*
- * Release the pins of processes that are gone.  Example: slot 12 holds
- * (pid 4242 << 32 | entry 7), kill(4242, 0) fails with ESRCH: lock the
- * stripe of entry 7, clear the slot with a compare-and-swap (so a
- * concurrent reaper counts it once), drop the pin (freeing entry 7 if it
- * was DEAD).  Liveness is checked outside any lock.
- */
-static apr_size_t reap_pins(rc_cache_t *c)
-{
-    apr_uint32_t k, pid, i, s, last_dead = 0, last_alive = 0;
-    apr_uint32_t me = (apr_uint32_t)getpid();
-    apr_uint64_t w;
-    apr_size_t reaped = 0;
-
-    for (k = 0; k < c->npins; k++) {
-        w = __atomic_load_n(&c->pins[k], __ATOMIC_ACQUIRE);
-        if (w == 0) {
-            continue;
-        }
-        pid = (apr_uint32_t)(w >> 32);
-        i = (apr_uint32_t)w;
-        if (pid == me || pid == last_alive) {
-            continue;
-        }
-        if (pid != last_dead) {
-            if (pid_alive(pid)) {
-                last_alive = pid;
-                continue;
-            }
-            last_dead = pid;
-        }
-        if (!ent_ok(c, i)) {
-            if (__atomic_compare_exchange_n(&c->pins[k], &w, 0, 0,
-                                            __ATOMIC_ACQ_REL,
-                                            __ATOMIC_RELAXED)) {
-                reaped += (i == 0) ? 0 : 1;
-            }
-            continue;
-        }
-        s = stripe_of(c, ent(c, i)->hash);
-        if (stripe_lock(c, s) != APR_SUCCESS) {
-            continue;
-        }
-        if (__atomic_compare_exchange_n(&c->pins[k], &w, 0, 0,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-            if (stripe_of(c, ent(c, i)->hash) == s) {
-                unpin_locked(c, i);
-            }
-            reaped++;
-        }
-        stripe_unlock(c, s);
-    }
-    if (reaped) {
-        CTR_ADD(c, C_PINS_REAPED, reaped);
-    }
-    return reaped;
-}
-
-/* Run reap_pins at most once per RC_REAP_INTERVAL over all processes. */
-static apr_size_t reap_pins_maybe(rc_cache_t *c)
-{
-    apr_int64_t now = apr_time_now();
-    apr_int64_t last = __atomic_load_n(&c->sh->last_reap, __ATOMIC_RELAXED);
-
-    if (now - last < RC_REAP_INTERVAL
-        || !__atomic_compare_exchange_n(&c->sh->last_reap, &last, now, 0,
-                                        __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED)) {
-        return 0;
-    }
-    return reap_pins(c);
-}
-
-/* -------------------------------------------------------------------- */
-/* Eviction                                                               */
-
-typedef struct {
-    apr_uint32_t idx, gen, pid, kind;
-    apr_uint64_t hash;
-} rc_victim_t;
-
-enum { V_EXPIRED, V_LRU, V_WRITER };
-
-/* Free a victim picked under the alloc lock, after re-validating it under
- * its own locks.  Returns 1 if something was reclaimed. */
-static int victim_reclaim(rc_cache_t *c, const rc_victim_t *v)
-{
-    rc_entry_sh_t *e = ent(c, v->idx);
-    apr_uint32_t s;
-    int done = 0;
-
-    if (v->kind == V_WRITER) {
-        if (pid_alive(v->pid) || alloc_lock(c) != APR_SUCCESS) {
-            return 0;
-        }
-        if (e->state == RC_ST_WRITING && e->gen == v->gen
-            && e->pid == v->pid) {
-            ent_release_locked(c, v->idx);
-            CTR_ADD(c, C_WRITERS_REAPED, 1);
-            done = 1;
-        }
-        alloc_unlock(c);
-        return done;
-    }
-    s = stripe_of(c, v->hash);
-    if (stripe_lock(c, s) != APR_SUCCESS) {
-        return 0;
-    }
-    if (e->state == RC_ST_LIVE && e->gen == v->gen && e->hash == v->hash
-        && (v->kind == V_EXPIRED || e->pins == 0)) {
-        unlink_locked(c, v->idx, v->kind == V_EXPIRED ? C_EXPIRED
-                                                      : C_EVICTIONS);
-        done = 1;
-    }
-    stripe_unlock(c, s);
-    return done;
-}
-
-/*
- * Reclaim some space.  Pass 1 sweeps RC_SWEEP entry slots from a rotating
- * cursor for expired entries and writes abandoned by dead processes
- * (expired first, as asked); pass 2, only if pass 1 found nothing, takes
- * unpinned entries from the probation tail, then from the protected tail.
- * Pinned entries met at a tail are rotated to their list's head.
- * Example: slots 1..8, cursor at 6, slot 7 LIVE with expires <= now ->
- * victim 7 (counted as expired, not as an eviction).
- * Returns the number of entries reclaimed (0: nothing evictable now).
- */
-static apr_size_t evict_some(rc_cache_t *c, apr_time_t now)
-{
-    rc_cache_sh_t *sh = c->sh;
-    rc_victim_t v[RC_VICTIMS];
-    apr_uint32_t me = (apr_uint32_t)getpid();
-    apr_uint32_t k, i, prev, nv = 0, scanned;
-    rc_entry_sh_t *e;
-    apr_size_t freed = 0;
-    int seg;
-
-    if (alloc_lock(c) != APR_SUCCESS) {
-        return 0;
-    }
-    for (k = 0; k < RC_SWEEP && nv < RC_VICTIMS; k++) {
-        i = sh->sweep % c->nentries + 1;
-        sh->sweep = i;
-        e = ent(c, i);
-        if ((e->state == RC_ST_LIVE && e->expires <= now)
-            || (e->state == RC_ST_WRITING && e->pid != me)) {
-            v[nv].idx = i;
-            v[nv].gen = e->gen;
-            v[nv].pid = e->pid;
-            v[nv].hash = e->hash;
-            v[nv].kind = e->state == RC_ST_LIVE ? V_EXPIRED : V_WRITER;
-            nv++;
-        }
-    }
-    for (seg = 0; seg < 2 && nv < 2; seg++) {
-        i = sh->lru_tail[seg];
-        scanned = 0;
-        while (i != 0 && nv < RC_VICTIMS && scanned++ < RC_LRU_SCAN) {
-            if (!ent_ok(c, i)) {
-                CTR_ADD(c, C_CORRUPT, 1);
-                repair_alloc_locked(c);
-                break;
-            }
-            e = ent(c, i);
-            prev = e->lru_prev;
-            if (__atomic_load_n(&e->pins, __ATOMIC_RELAXED) == 0) {
-                v[nv].idx = i;
-                v[nv].gen = e->gen;
-                v[nv].pid = e->pid;
-                v[nv].hash = e->hash;
-                v[nv].kind = V_LRU;
-                nv++;
-                if (nv >= 2) {
-                    break;
-                }
-            }
-            else if (sh->lru_head[seg] != i) {
-                lru_unlink_locked(c, i);
-                lru_push_locked(c, i, seg);
-            }
-            i = prev;
-        }
-    }
-    alloc_unlock(c);
-    for (k = 0; k < nv; k++) {
-        freed += victim_reclaim(c, &v[k]);
-    }
-    if (freed == 0) {
-        freed = reap_pins_maybe(c);
-    }
-    return freed;
-}
-
-/* -------------------------------------------------------------------- */
-/* Repair (EOWNERDEAD)                                                    */
-
-static APR_INLINE int mark_test_set(rc_cache_t *c, apr_uint32_t b)
-{
-    unsigned char bit = (unsigned char)(1u << (b & 7));
-    int was = (c->mark[b >> 3] & bit) != 0;
-
-    c->mark[b >> 3] |= bit;
-    return was;
-}
-
-/* Mark up to @max blocks of the chain *@headp; cut it where it leaves the
- * segment or meets a block already owned.  Returns blocks kept. */
-static apr_uint32_t mark_chain(rc_cache_t *c, apr_uint32_t *headp,
-                               apr_uint32_t max, apr_uint32_t *tailp)
-{
-    apr_uint32_t b = *headp, prev = 0, n = 0;
-
-    while (n < max) {
-        if (!blk_ok(c, b) || mark_test_set(c, b)) {
-            break;
-        }
-        prev = b;
-        b = c->next[b];
-        n++;
-    }
-    if (prev) {
-        c->next[prev] = 0;
-    }
-    else {
-        *headp = 0;
-    }
-    if (tailp) {
-        *tailp = prev;
-    }
-    return n;
-}
-
-/*
- * Rebuild what the alloc lock protects from the entry slots.  Example: a
- * writer was killed after cutting blocks 7, 8 off the free list but before
- * linking them to its entry: no entry chain reaches 7 or 8, so they are
- * unmarked and go back to the free list; the writer's entry keeps the
- * blocks its nblk counts, and the sweep reclaims it (dead pid).  A LIVE
- * entry found broken gets expires = 0: the next lookup or sweep drops it.
- */
-static void repair_alloc_locked(rc_cache_t *c)
-{
-    rc_cache_sh_t *sh = c->sh;
-    apr_uint64_t used = 0, objects = 0;
-    apr_uint32_t i, b, n, need, tail;
-    rc_entry_sh_t *e;
-
-    memset(c->mark, 0, ((apr_size_t)c->nblocks >> 3) + 1);
-    sh->efree_head = 0;
-    sh->efree_count = 0;
-    sh->lru_head[0] = sh->lru_head[1] = 0;
-    sh->lru_tail[0] = sh->lru_tail[1] = 0;
-    sh->lru_blocks[0] = sh->lru_blocks[1] = 0;
-    for (i = c->nentries; i >= 1; i--) {
-        e = ent(c, i);
-        if (e->magic != RC_ENT_MAGIC || e->state == RC_ST_FREE
-            || e->state > RC_ST_DEAD) {
-            apr_uint32_t gen = e->gen;
-
-            memset(e, 0, sizeof(*e));
-            e->magic = RC_ENT_MAGIC;
-            e->gen = gen;
-            e->lru_next = sh->efree_head;
-            sh->efree_head = i;
-            sh->efree_count++;
-            continue;
-        }
-        n = mark_chain(c, &e->head, e->nblk, &tail);
-        if (n != e->nblk) {
-            e->expires = 0;
-        }
-        e->nblk = n;
-        e->tail = tail;
-        used += n;
-        if (e->flags & RC_EF_META2) {
-            need = blocks_for(c, e->meta2_len);
-            n = mark_chain(c, &e->meta2_head, need, NULL);
-            used += n;
-            if (n != need) {
-                e->expires = 0;
-            }
-        }
-        n = mark_chain(c, &e->retired_head, e->retired_nblk, NULL);
-        e->retired_nblk = n;
-        used += n;
-        if (e->state == RC_ST_LIVE) {
-            objects++;
-            e->lru_prev = e->lru_next = 0;
-            lru_push_locked(c, i, RC_SEG(e->flags));
-        }
-    }
-    sh->free_head = 0;
-    sh->free_count = 0;
-    for (b = c->nblocks; b >= 1; b--) {
-        if (!(c->mark[b >> 3] & (1u << (b & 7)))) {
-            c->next[b] = sh->free_head;
-            sh->free_head = b;
-            sh->free_count++;
-        }
-    }
-    __atomic_store_n(&sh->ctr[C_BLOCKS], used, __ATOMIC_RELAXED);
-    __atomic_store_n(&sh->ctr[C_OBJECTS], objects, __ATOMIC_RELAXED);
-}
-
-/*
- * Rebuild stripe @s (its lock held, owner died): empty its buckets, relink
- * every LIVE entry hashing to it (two LIVE entries for one key/variant --
- * a commit killed half-way -- keep the newer), recount pins from the pin
- * table, free DEAD entries nobody pins.
- */
-static void repair_stripe_locked(rc_cache_t *c, apr_uint32_t s)
-{
-    apr_uint32_t b, i, d, k, *p;
-    rc_entry_sh_t *e, *o;
-    apr_uint64_t w;
-    int ret;
-
-    for (b = s; b < c->nbuckets; b += c->nstripes) {
-        c->buckets[b] = 0;
-    }
-    if (alloc_lock(c) != APR_SUCCESS) {
-        return;
-    }
-    for (i = 1; i <= c->nentries; i++) {
-        e = ent(c, i);
-        if (e->magic != RC_ENT_MAGIC || stripe_of(c, e->hash) != s) {
-            continue;
-        }
-        if (e->state == RC_ST_LIVE || e->state == RC_ST_DEAD) {
-            e->pins = 0;
-        }
-        if (e->state != RC_ST_LIVE) {
-            continue;
-        }
-        p = &c->buckets[bucket_of(c, e->hash)];
-        while ((d = *p) != 0) {
-            o = ent(c, d);
-            if (o->hash == e->hash && o->klen == e->klen
-                && o->vlen == e->vlen) {
-                /* compare the two stored keys + variants byte by byte */
-                apr_uint64_t n = (apr_uint64_t)e->klen + e->vlen, off = 0;
-                char buf[256];
-                int same = 1;
-
-                while (same && off < n) {
-                    apr_size_t m = n - off > sizeof(buf) ? sizeof(buf)
-                                                         : n - off;
-                    same = chain_io(c, o->head, off, buf, NULL, m)
-                           && chain_io(c, e->head, off, NULL, buf, m);
-                    off += m;
-                }
-                if (same) {
-                    break;
-                }
-            }
-            p = &o->hnext;
-        }
-        if (d != 0) {
-            o = ent(c, d);
-            if (o->stored > e->stored
-                || (o->stored == e->stored && d > i)) {
-                lru_unlink_locked(c, i);
-                e->state = RC_ST_DEAD;
-                CTR_SUB(c, C_OBJECTS, 1);
-                continue;
-            }
-            *p = o->hnext;
-            lru_unlink_locked(c, d);
-            o->state = RC_ST_DEAD;
-            CTR_SUB(c, C_OBJECTS, 1);
-        }
-        b = bucket_of(c, e->hash);
-        e->hnext = c->buckets[b];
-        c->buckets[b] = i;
-    }
-    for (k = 0; k < c->npins; k++) {
-        w = __atomic_load_n(&c->pins[k], __ATOMIC_ACQUIRE);
-        i = (apr_uint32_t)w;
-        if (ent_ok(c, i) && stripe_of(c, ent(c, i)->hash) == s
-            && (ent(c, i)->state == RC_ST_LIVE
-                || ent(c, i)->state == RC_ST_DEAD)) {
-            ent(c, i)->pins++;
-        }
-    }
-    for (i = 1; i <= c->nentries; i++) {
-        e = ent(c, i);
-        ret = e->magic == RC_ENT_MAGIC && stripe_of(c, e->hash) == s
-              && e->state == RC_ST_DEAD && e->pins == 0;
-        if (ret) {
-            ent_release_locked(c, i);
-        }
-    }
-    alloc_unlock(c);
-}
-
-/* -------------------------------------------------------------------- */
-/* Creation and attachment                                                */
-
-void rc_cache_params_default(rc_cache_params_t *p)
-{
-    memset(p, 0, sizeof(*p));
-    p->block_size = 256;
-    p->bytes_per_entry = 4096;
-    p->nstripes = 256;
-    p->npins = 16384;
-    p->max_object_size = 0;
-    p->protected_pct = 80;
-    p->touch_interval = apr_time_from_sec(1);
-}
-
-typedef struct {
-    apr_uint32_t nblocks, nentries, nbuckets;
-    apr_uint64_t off[8];
-    apr_uint64_t end;
-} rc_layout_t;
-
-#define RC_ALIGN(x, a) (((x) + (a) - 1) & ~((apr_uint64_t)(a) - 1))
-
-static int is_pow2(apr_uint64_t x)
-{
-    return x != 0 && (x & (x - 1)) == 0;
-}
-
-static void layout_place(rc_layout_t *l, apr_uint32_t nstripes,
-                         apr_uint32_t npins, apr_uint32_t bsize)
-{
-    apr_uint64_t o = RC_ALIGN(sizeof(rc_cache_sh_t), 64);
-
-    l->off[OFF_STRIPES] = o;
-    o += (apr_uint64_t)nstripes * sizeof(rc_stripe_sh_t);
-    l->off[OFF_FILLS] = o = RC_ALIGN(o, 64);
-    o += (apr_uint64_t)nstripes * RC_FILL_PER_STRIPE * sizeof(rc_fill_sh_t);
-    l->off[OFF_BUCKETS] = o = RC_ALIGN(o, 64);
-    o += (apr_uint64_t)l->nbuckets * 4;
-    l->off[OFF_ENTS] = o = RC_ALIGN(o, 64);
-    o += ((apr_uint64_t)l->nentries + 1) * sizeof(rc_entry_sh_t);
-    l->off[OFF_PINS] = o = RC_ALIGN(o, 64);
-    o += (apr_uint64_t)npins * 8;
-    l->off[OFF_NEXT] = o = RC_ALIGN(o, 64);
-    o += ((apr_uint64_t)l->nblocks + 1) * 4;
-    l->off[OFF_MARK] = o = RC_ALIGN(o, 64);
-    o += ((apr_uint64_t)l->nblocks >> 3) + 1;
-    l->off[OFF_DATA] = o = RC_ALIGN(o, 64);
-    o += (apr_uint64_t)l->nblocks * bsize;
-    l->end = o;
-}
-
-/*
- * Split @size between the tables and the blocks.  Example, 1 MiB with the
- * defaults: 256 entries (1 MiB / 4096), 256 buckets, and then as many
- * 256-byte blocks (+4 bytes of link, +1 bit of mark) as fit: ~3,200.
- */
-static apr_status_t compute_layout(apr_size_t size, const rc_cache_params_t *p,
-                                   rc_layout_t *l)
-{
-    apr_uint64_t fixed, per_blk, avail;
-
-    if (!is_pow2(p->block_size) || p->block_size < 64
-        || p->block_size > 65536 || !is_pow2(p->nstripes)
-        || p->nstripes > 65536 || p->npins < 16 || p->npins > (1u << 24)
-        || p->bytes_per_entry < 256 || p->protected_pct > 95
-        || p->touch_interval < 0) {
-        return APR_EINVAL;
-    }
-    memset(l, 0, sizeof(*l));
-    l->nentries = (apr_uint32_t)((apr_uint64_t)size / p->bytes_per_entry);
-    if ((apr_uint64_t)size / p->bytes_per_entry > 0x7fffffffu) {
-        return APR_EINVAL;
-    }
-    if (l->nentries < 16) {
-        l->nentries = 16;
-    }
-    l->nbuckets = p->nstripes;
-    while (l->nbuckets < l->nentries) {
-        l->nbuckets <<= 1;
-    }
-    l->nblocks = 0;
-    layout_place(l, p->nstripes, p->npins, p->block_size);
-    fixed = l->end + 64 * 8;
-    if (fixed >= size) {
-        return APR_EINVAL;
-    }
-    per_blk = (apr_uint64_t)p->block_size + 5;
-    avail = (size - fixed) / per_blk;
-    if (avail > 0xfffffff0u) {
-        return APR_EINVAL;
-    }
-    l->nblocks = (apr_uint32_t)avail;
-    for (;;) {
-        layout_place(l, p->nstripes, p->npins, p->block_size);
-        if (l->end <= size || l->nblocks == 0) {
-            break;
-        }
-        l->nblocks--;
-    }
-    if (l->nblocks < 64) {
-        return APR_EINVAL;
-    }
-    return APR_SUCCESS;
-}
-
-apr_size_t rc_cache_min_size(const rc_cache_params_t *p)
-{
-    rc_layout_t l;
-    apr_size_t sz = 4096;
-
-    while (sz < ((apr_size_t)1 << 40) && compute_layout(sz, p, &l)) {
-        sz += sz / 8;
-    }
-    return sz;
-}
-
-static void map_handle(rc_cache_t *c, void *base, apr_size_t size,
-                       const rc_cache_params_t *p, const rc_layout_t *l)
-{
-    c->base = base;
-    c->size = size;
-    c->sh = base;
-    c->stripes = (rc_stripe_sh_t *)(c->base + l->off[OFF_STRIPES]);
-    c->fills = (rc_fill_sh_t *)(c->base + l->off[OFF_FILLS]);
-    c->buckets = (apr_uint32_t *)(c->base + l->off[OFF_BUCKETS]);
-    c->ents = (rc_entry_sh_t *)(c->base + l->off[OFF_ENTS]);
-    c->pins = (apr_uint64_t *)(c->base + l->off[OFF_PINS]);
-    c->next = (apr_uint32_t *)(c->base + l->off[OFF_NEXT]);
-    c->mark = (unsigned char *)(c->base + l->off[OFF_MARK]);
-    c->data = c->base + l->off[OFF_DATA];
-    c->bsize = p->block_size;
-    for (c->bshift = 0; (1u << c->bshift) < c->bsize; c->bshift++) {
-    }
-    c->nblocks = l->nblocks;
-    c->nentries = l->nentries;
-    c->nbuckets = l->nbuckets;
-    c->nstripes = p->nstripes;
-    c->npins = p->npins;
-}
-
-static int layout_matches(const rc_cache_sh_t *sh, apr_size_t size,
-                          const rc_cache_params_t *p, const rc_layout_t *l)
-{
-    return sh->magic == RC_SEG_MAGIC && sh->version == RC_SEG_VERSION
-           && sh->size == size && sh->block_size == p->block_size
-           && sh->bytes_per_entry == p->bytes_per_entry
-           && sh->nstripes == p->nstripes && sh->npins == p->npins
-           && sh->nblocks == l->nblocks && sh->nentries == l->nentries
-           && sh->nbuckets == l->nbuckets
-           && memcmp(sh->off, l->off, sizeof(l->off)) == 0;
-}
-
-static void set_tunables(rc_cache_t *c, const rc_cache_params_t *p)
-{
-    apr_uint64_t data = (apr_uint64_t)c->nblocks * c->bsize;
-    apr_uint64_t mx = p->max_object_size;
-
-    if (mx == 0 || mx > data / 8) {
-        mx = data / 8;
-    }
-    c->sh->max_object = mx;
-    c->sh->protected_pct = p->protected_pct;
-    c->sh->touch_interval = p->touch_interval;
-}
-
-static apr_status_t init_segment(rc_cache_t *c, apr_size_t size,
-                                 const rc_cache_params_t *p,
-                                 const rc_layout_t *l)
-{
-    rc_cache_sh_t *sh = c->sh;
-    apr_uint32_t i;
-    int rv;
-
-    sh->magic = 0;
-    RC_BARRIER();
-    memset(c->base, 0, l->off[OFF_DATA]);
-    sh->version = RC_SEG_VERSION;
-    sh->size = size;
-    sh->generation = 1;
-    sh->block_size = p->block_size;
-    sh->bytes_per_entry = p->bytes_per_entry;
-    sh->nstripes = p->nstripes;
-    sh->npins = p->npins;
-    sh->nblocks = l->nblocks;
-    sh->nentries = l->nentries;
-    sh->nbuckets = l->nbuckets;
-    memcpy(sh->off, l->off, sizeof(l->off));
-    set_tunables(c, p);
-    if ((rv = mutex_init_shared(&sh->alloc_lock.m)) != 0) {
-        return rv;
-    }
-    for (i = 0; i < c->nstripes; i++) {
-        if ((rv = mutex_init_shared(&c->stripes[i].s.lock)) != 0) {
-            return rv;
-        }
-    }
-    for (i = c->nentries; i >= 1; i--) {
-        c->ents[i].magic = RC_ENT_MAGIC;
-        c->ents[i].lru_next = sh->efree_head;
-        sh->efree_head = i;
-    }
-    sh->efree_count = c->nentries;
-    for (i = 1; i <= c->nblocks; i++) {
-        c->next[i] = i < c->nblocks ? i + 1 : 0;
-    }
-    sh->free_head = 1;
-    sh->free_count = c->nblocks;
-    RC_BARRIER();
-    sh->magic = RC_SEG_MAGIC;
-    return APR_SUCCESS;
-}
-
-apr_status_t rc_cache_attach(void *base, apr_size_t size,
-                             const rc_cache_params_t *p, apr_pool_t *pool,
-                             rc_cache_t **cache, int *reused)
-{
-    rc_layout_t l;
-    rc_cache_t *c;
-    apr_status_t rv;
-
-    *cache = NULL;
-    if (reused) {
-        *reused = 0;
-    }
-    if (base == NULL || ((apr_uintptr_t)base & 63) != 0) {
-        return APR_EINVAL;
-    }
-    if ((rv = compute_layout(size, p, &l)) != APR_SUCCESS) {
-        return rv;
-    }
-    c = apr_pcalloc(pool, sizeof(*c));
-    map_handle(c, base, size, p, &l);
-    if (layout_matches(c->sh, size, p, &l)) {
-        __atomic_fetch_add(&c->sh->generation, 1, __ATOMIC_RELAXED);
-        set_tunables(c, p);
-        if (reused) {
-            *reused = 1;
-        }
-    }
-    else if ((rv = init_segment(c, size, p, &l)) != APR_SUCCESS) {
-        return rv;
-    }
-    *cache = c;
-    return APR_SUCCESS;
-}
-
-apr_status_t rc_cache_create(apr_pool_t *pool, apr_size_t size,
-                             const rc_cache_params_t *p, rc_cache_t **cache)
-{
-    apr_shm_t *shm;
-    apr_status_t rv;
-    char *base;
-    apr_size_t avail;
-
-    /* over-allocate so the cache can start on a 64-byte boundary */
-    if ((rv = apr_shm_create(&shm, size + 64, NULL, pool)) != APR_SUCCESS) {
-        return rv;
-    }
-    base = apr_shm_baseaddr_get(shm);
-    avail = apr_shm_size_get(shm);
-    base = (char *)RC_ALIGN((apr_uintptr_t)base, 64);
-    if (avail < size) {
-        return APR_ENOMEM;
-    }
-    return rc_cache_attach(base, size, p, pool, cache, NULL);
-}
-
-apr_uint64_t rc_cache_generation(const rc_cache_t *c)
-{
-    return __atomic_load_n(&c->sh->generation, __ATOMIC_RELAXED);
-}
-
-apr_uint64_t rc_cache_max_object_size(const rc_cache_t *c)
-{
-    return c->sh->max_object;
-}
-
 /* -------------------------------------------------------------------- */
 /* Lookups and hits                                                       */
 
@@ -1640,14 +296,14 @@ static void hit_touch(rc_cache_t *c, rc_cache_hit_t *h, apr_time_t now)
            < c->sh->touch_interval) {
         return;
     }
-    if (alloc_trylock(c) != 0) {
+    if (rc_cm_alloc_trylock(c) != 0) {
         return;
     }
     if (e->state == RC_ST_LIVE && e->gen == h->gen) {
-        lru_touch_locked(c, h->idx);
+        rc_cm_lru_touch_locked(c, h->idx);
         e->last_touch = now;
     }
-    alloc_unlock(c);
+    rc_cm_alloc_unlock(c);
 }
 
 apr_status_t rc_cache_lookup(rc_cache_t *c, const char *key, apr_size_t klen,
@@ -1666,9 +322,9 @@ apr_status_t rc_cache_lookup(rc_cache_t *c, const char *key, apr_size_t klen,
         variant = "";
         vlen = 0;
     }
-    slot = pin_claim(c, pid);
-    if (slot == 0 && reap_pins_maybe(c) > 0) {
-        slot = pin_claim(c, pid);
+    slot = rc_cm_pin_claim(c, pid);
+    if (slot == 0 && rc_cm_reap_pins_maybe(c) > 0) {
+        slot = rc_cm_pin_claim(c, pid);
     }
     if (slot == 0) {
         CTR_ADD(c, C_BUSY, 1);
@@ -1677,14 +333,14 @@ apr_status_t rc_cache_lookup(rc_cache_t *c, const char *key, apr_size_t klen,
     }
     h = apr_pcalloc(pool, sizeof(*h));
     s = stripe_of(c, hash);
-    if (stripe_lock(c, s) != APR_SUCCESS) {
+    if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
         pin_store(c, slot, 0);
         CTR_ADD(c, C_MISSES, 1);
         return RC_CACHE_CORRUPT;
     }
     i = find_locked(c, hash, key, klen, variant, vlen);
     if (i && ent(c, i)->expires <= now) {
-        unlink_locked(c, i, C_EXPIRED);
+        rc_cm_unlink_locked(c, i, C_EXPIRED);
         i = 0;
     }
     if (i) {
@@ -1710,16 +366,16 @@ apr_status_t rc_cache_lookup(rc_cache_t *c, const char *key, apr_size_t klen,
         h->body_boff = 0;
         /* the chain is immutable now; seek under the lock keeps it simple */
         if (h->body_len > 0
-            && !chain_seek(c, e->head, head_len(e), &h->body_blk,
-                           &h->body_boff)) {
+            && !rc_cm_chain_seek(c, e->head, head_len(e), &h->body_blk,
+                                 &h->body_boff)) {
             CTR_ADD(c, C_CORRUPT, 1);
-            unlink_locked(c, i, C_PURGED);
-            unpin_locked(c, i);
+            rc_cm_unlink_locked(c, i, C_PURGED);
+            rc_cm_unpin_locked(c, i);
             pin_store(c, slot, 0);
             i = 0;
         }
     }
-    stripe_unlock(c, s);
+    rc_cm_stripe_unlock(c, s);
     if (i == 0) {
         pin_store(c, slot, 0);
         CTR_ADD(c, C_MISSES, 1);
@@ -1747,7 +403,8 @@ apr_status_t rc_cache_hit_meta(rc_cache_hit_t *h, apr_pool_t *pool,
         return RC_CACHE_STALEHANDLE;
     }
     buf = apr_palloc(pool, (apr_size_t)h->meta_len + 1);
-    if (!chain_io(h->c, h->meta_head, h->meta_off, buf, NULL, h->meta_len)) {
+    if (!rc_cm_chain_io(h->c, h->meta_head, h->meta_off, buf, NULL,
+                        h->meta_len)) {
         CTR_ADD(h->c, C_CORRUPT, 1);
         return RC_CACHE_CORRUPT;
     }
@@ -1851,20 +508,20 @@ void rc_cache_hit_release(rc_cache_hit_t *h)
         apr_pool_cleanup_kill(h->pool, h, hit_cleanup);
     }
     s = stripe_of(c, h->hash);
-    if (stripe_lock(c, s) != APR_SUCCESS) {
+    if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
         return;     /* the pin stays until this process exits */
     }
     e = ent(c, h->idx);
     if (e->gen == h->gen
         && (e->state == RC_ST_LIVE || e->state == RC_ST_DEAD)) {
         pin_store(c, h->slot, 0);
-        unpin_locked(c, h->idx);
+        rc_cm_unpin_locked(c, h->idx);
     }
     else {
         CTR_ADD(c, C_CORRUPT, 1);
         pin_store(c, h->slot, 0);
     }
-    stripe_unlock(c, s);
+    rc_cm_stripe_unlock(c, s);
 }
 
 /* -------------------------------------------------------------------- */
@@ -1884,21 +541,21 @@ static apr_status_t writer_cleanup(void *data)
 /* Take a free entry slot for a writer, evicting if none is free. */
 static apr_uint32_t ent_claim(rc_cache_t *c, apr_time_t now)
 {
-    apr_uint32_t i, idle = 0;
+    apr_uint32_t i, idle = 0, pid = (apr_uint32_t)getpid();
 
     for (;;) {
-        if (alloc_lock(c) != APR_SUCCESS) {
+        if (rc_cm_alloc_lock(c) != APR_SUCCESS) {
             return 0;
         }
-        i = ent_pop_locked(c);
+        i = rc_cm_ent_pop_locked(c, pid);
         if (i) {
             ent(c, i)->stored = now;
         }
-        alloc_unlock(c);
+        rc_cm_alloc_unlock(c);
         if (i) {
             return i;
         }
-        if (evict_some(c, now) == 0 && ++idle > 4) {
+        if (rc_cm_evict_some(c, now) == 0 && ++idle > 4) {
             CTR_ADD(c, C_NOSPACE, 1);
             return 0;
         }
@@ -1916,21 +573,21 @@ static apr_status_t writer_grow(rc_cache_writer_t *w, apr_uint64_t want)
 
     n = want > RC_ALLOC_BATCH ? RC_ALLOC_BATCH : (apr_uint32_t)want;
     for (;;) {
-        if (alloc_lock(c) != APR_SUCCESS) {
+        if (rc_cm_alloc_lock(c) != APR_SUCCESS) {
             return RC_CACHE_CORRUPT;
         }
         if (e->state != RC_ST_WRITING || e->gen != w->gen) {
-            alloc_unlock(c);
+            rc_cm_alloc_unlock(c);
             CTR_ADD(c, C_CORRUPT, 1);
             return RC_CACHE_STALEHANDLE;
         }
-        ok = blocks_pop_locked(c, w->idx, n);
-        alloc_unlock(c);
+        ok = rc_cm_blocks_pop_locked(c, w->idx, n);
+        rc_cm_alloc_unlock(c);
         if (ok) {
             w->avail += n;
             return APR_SUCCESS;
         }
-        if (evict_some(c, w->now) == 0 && ++idle > 4) {
+        if (rc_cm_evict_some(c, w->now) == 0 && ++idle > 4) {
             CTR_ADD(c, C_NOSPACE, 1);
             return RC_CACHE_NOSPACE;
         }
@@ -1978,13 +635,13 @@ static void writer_drop(rc_cache_writer_t *w)
     rc_cache_t *c = w->c;
     rc_entry_sh_t *e = ent(c, w->idx);
 
-    if (alloc_lock(c) != APR_SUCCESS) {
+    if (rc_cm_alloc_lock(c) != APR_SUCCESS) {
         return;
     }
     if (e->state == RC_ST_WRITING && e->gen == w->gen) {
-        ent_release_locked(c, w->idx);
+        rc_cm_ent_release_locked(c, w->idx);
     }
-    alloc_unlock(c);
+    rc_cm_alloc_unlock(c);
 }
 
 static apr_status_t writer_fail(rc_cache_writer_t *w, apr_status_t rv)
@@ -2002,10 +659,9 @@ static apr_status_t writer_fail(rc_cache_writer_t *w, apr_status_t rv)
 
 static apr_status_t writer_open(rc_cache_t *c, apr_uint64_t hash,
                                 apr_uint64_t max_body, apr_time_t now,
-                                apr_pool_t *pool, rc_cache_writer_t **wp)
+                                rc_cache_writer_t *w)
 {
-    rc_cache_writer_t *w = apr_pcalloc(pool, sizeof(*w));
-
+    memset(w, 0, sizeof(*w));
     w->c = c;
     w->hash = hash;
     w->now = now;
@@ -2016,7 +672,6 @@ static apr_status_t writer_open(rc_cache_t *c, apr_uint64_t hash,
         return RC_CACHE_NOSPACE;
     }
     w->gen = ent(c, w->idx)->gen;
-    *wp = w;
     return APR_SUCCESS;
 }
 
@@ -2053,7 +708,8 @@ apr_status_t rc_cache_write_begin(rc_cache_t *c,
         CTR_ADD(c, C_ABORTS, 1);
         return RC_CACHE_TOOBIG;
     }
-    rv = writer_open(c, key_hash(key, klen), max_body, now, pool, &w);
+    w = apr_palloc(pool, sizeof(*w));
+    rv = writer_open(c, key_hash(key, klen), max_body, now, w);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -2130,7 +786,7 @@ apr_status_t rc_cache_write_commit(rc_cache_writer_t *w)
     if (w->done) {
         return RC_CACHE_STALEHANDLE;
     }
-    if (stripe_lock(c, s) != APR_SUCCESS) {
+    if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
         writer_finish(w);
         return writer_fail(w, RC_CACHE_CORRUPT);
     }
@@ -2151,8 +807,8 @@ apr_status_t rc_cache_write_commit(rc_cache_writer_t *w)
                 while (ok && off < n) {
                     apr_size_t m = n - off > sizeof(kbuf) ? sizeof(kbuf)
                                                           : n - off;
-                    ok = chain_io(c, e->head, off, kbuf, NULL, m)
-                         && chain_io(c, o->head, off, NULL, kbuf, m);
+                    ok = rc_cm_chain_io(c, e->head, off, kbuf, NULL, m)
+                         && rc_cm_chain_io(c, o->head, off, NULL, kbuf, m);
                     off += m;
                 }
                 if (ok) {
@@ -2166,10 +822,10 @@ apr_status_t rc_cache_write_commit(rc_cache_writer_t *w)
             break;
         }
         seg |= RC_SEG(ent(c, old)->flags);
-        unlink_locked(c, old, C_REPLACED);
+        rc_cm_unlink_locked(c, old, C_REPLACED);
     }
-    if (alloc_lock(c) != APR_SUCCESS) {
-        stripe_unlock(c, s);
+    if (rc_cm_alloc_lock(c) != APR_SUCCESS) {
+        rc_cm_stripe_unlock(c, s);
         writer_finish(w);
         return writer_fail(w, RC_CACHE_CORRUPT);
     }
@@ -2179,19 +835,19 @@ apr_status_t rc_cache_write_commit(rc_cache_writer_t *w)
         e->last_touch = w->now;
         e->pins = 0;
         e->lru_prev = e->lru_next = 0;
-        lru_push_locked(c, w->idx, seg);
+        rc_cm_lru_push_locked(c, w->idx, seg);
         RC_BARRIER();
         e->state = RC_ST_LIVE;
         CTR_ADD(c, C_OBJECTS, 1);
     }
-    alloc_unlock(c);
+    rc_cm_alloc_unlock(c);
     if (ok) {
         b = bucket_of(c, w->hash);
         e->hnext = c->buckets[b];
         RC_BARRIER();
         c->buckets[b] = w->idx;
     }
-    stripe_unlock(c, s);
+    rc_cm_stripe_unlock(c, s);
     if (!ok) {
         CTR_ADD(c, C_CORRUPT, 1);
         writer_finish(w);
@@ -2223,11 +879,10 @@ apr_status_t rc_cache_hit_update_meta(rc_cache_hit_t *h, const void *meta,
                                       apr_time_t now)
 {
     rc_cache_t *c = h->c;
-    rc_cache_writer_t *w;
+    rc_cache_writer_t sw, *w = &sw;
     rc_entry_sh_t *e = ent(c, h->idx), *se;
     apr_uint32_t s = stripe_of(c, h->hash), n, t;
     apr_status_t rv;
-    apr_pool_t *tmp;
     int ok = 0;
 
     if (h->released) {
@@ -2236,26 +891,22 @@ apr_status_t rc_cache_hit_update_meta(rc_cache_hit_t *h, const void *meta,
     if (len > c->sh->max_object) {
         return RC_CACHE_TOOBIG;
     }
-    if ((rv = apr_pool_create(&tmp, NULL)) != APR_SUCCESS) {
-        return rv;
-    }
-    rv = writer_open(c, 0, 0, now, tmp, &w);
+    rv = writer_open(c, 0, 0, now, w);
     if (rv == APR_SUCCESS && (rv = writer_put(w, meta, len)) != APR_SUCCESS) {
         writer_fail(w, rv);
     }
     if (rv != APR_SUCCESS) {
-        apr_pool_destroy(tmp);
         return rv;
     }
     se = ent(c, w->idx);
-    if (stripe_lock(c, s) == APR_SUCCESS) {
+    if (rc_cm_stripe_lock(c, s) == APR_SUCCESS) {
         if (e->state == RC_ST_LIVE && e->gen == h->gen
-            && alloc_lock(c) == APR_SUCCESS) {
+            && rc_cm_alloc_lock(c) == APR_SUCCESS) {
             if (se->state == RC_ST_WRITING && se->gen == w->gen
                 && se->nblk == blocks_for(c, len)) {
                 if (e->flags & RC_EF_META2) {
                     n = blocks_for(c, e->meta2_len);
-                    t = n ? chain_last(c, e->meta2_head, n) : 0;
+                    t = n ? rc_cm_chain_last(c, e->meta2_head, n) : 0;
                     if (t) {
                         c->next[t] = e->retired_head;
                         RC_BARRIER();
@@ -2270,12 +921,12 @@ apr_status_t rc_cache_hit_update_meta(rc_cache_hit_t *h, const void *meta,
                 e->expires = expires;
                 RC_BARRIER();
                 se->head = se->tail = se->nblk = 0;
-                ent_release_locked(c, w->idx);
+                rc_cm_ent_release_locked(c, w->idx);
                 ok = 1;
             }
-            alloc_unlock(c);
+            rc_cm_alloc_unlock(c);
         }
-        stripe_unlock(c, s);
+        rc_cm_stripe_unlock(c, s);
     }
     if (ok) {
         h->meta_head = e->meta2_head;
@@ -2287,7 +938,6 @@ apr_status_t rc_cache_hit_update_meta(rc_cache_hit_t *h, const void *meta,
     else {
         writer_drop(w);
     }
-    apr_pool_destroy(tmp);
     return ok ? APR_SUCCESS : RC_CACHE_STALEHANDLE;
 }
 
@@ -2302,14 +952,14 @@ apr_size_t rc_cache_purge_key(rc_cache_t *c, const char *key,
     apr_size_t n = 0;
 
     CTR_ADD(c, C_PURGES, 1);
-    if (stripe_lock(c, s) != APR_SUCCESS) {
+    if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
         return 0;
     }
     while ((i = find_locked(c, hash, key, klen, NULL, 0)) != 0) {
-        unlink_locked(c, i, C_PURGED);
+        rc_cm_unlink_locked(c, i, C_PURGED);
         n++;
     }
-    stripe_unlock(c, s);
+    rc_cm_stripe_unlock(c, s);
     return n;
 }
 
@@ -2324,7 +974,7 @@ static apr_size_t purge_scan(rc_cache_t *c, const char *tag, apr_size_t tlen)
 
     CTR_ADD(c, C_PURGES, 1);
     for (s = 0; s < c->nstripes; s++) {
-        if (stripe_lock(c, s) != APR_SUCCESS) {
+        if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
             continue;
         }
         for (b = s; b < c->nbuckets; b += c->nstripes) {
@@ -2339,13 +989,13 @@ static apr_size_t purge_scan(rc_cache_t *c, const char *tag, apr_size_t tlen)
                             && chain_has_tag(c, e->head,
                                              (apr_uint64_t)e->klen + e->vlen,
                                              e->tlen, tag, tlen)))) {
-                    unlink_locked(c, i, C_PURGED);
+                    rc_cm_unlink_locked(c, i, C_PURGED);
                     n++;
                 }
                 i = nx;
             }
         }
-        stripe_unlock(c, s);
+        rc_cm_stripe_unlock(c, s);
     }
     return n;
 }
@@ -2425,7 +1075,7 @@ int rc_cache_fill_begin(rc_cache_t *c, const char *key, apr_size_t klen,
 
     f->slot = f->token = 0;
     for (;;) {
-        if (stripe_lock(c, s) != APR_SUCCESS) {
+        if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
             return RC_CACHE_FILL_OWNER;
         }
         m = fill_find_locked(c, s, hash, &fr);
@@ -2433,7 +1083,7 @@ int rc_cache_fill_begin(rc_cache_t *c, const char *key, apr_size_t klen,
             /* check the owner outside the lock */
             tok = m->token;
             mpid = m->pid;
-            stripe_unlock(c, s);
+            rc_cm_stripe_unlock(c, s);
             if (pid_alive(mpid)) {
                 return RC_CACHE_FILL_BUSY;
             }
@@ -2454,7 +1104,7 @@ int rc_cache_fill_begin(rc_cache_t *c, const char *key, apr_size_t klen,
             f->slot = (apr_uint32_t)(m - c->fills) + 1;
             f->token = m->token;
         }
-        stripe_unlock(c, s);
+        rc_cm_stripe_unlock(c, s);
         if (takeover) {
             CTR_ADD(c, C_TAKEOVERS, 1);
         }
@@ -2481,19 +1131,19 @@ apr_status_t rc_cache_fill_wait(rc_cache_t *c, const char *key,
     CTR_ADD(c, C_CWAITS, 1);
     for (;;) {
         now = apr_time_now();
-        if (stripe_lock(c, s) != APR_SUCCESS) {
+        if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
             return APR_SUCCESS;
         }
         m = fill_find_locked(c, s, hash, NULL);
         if (m == NULL || m->deadline <= now) {
-            stripe_unlock(c, s);
+            rc_cm_stripe_unlock(c, s);
             return APR_SUCCESS;
         }
         mpid = m->pid;
         mdl = m->deadline;
         seq = __atomic_load_n(&st->s.fill_seq, __ATOMIC_ACQUIRE);
         __atomic_fetch_add(&st->s.fill_waiters, 1, __ATOMIC_ACQ_REL);
-        stripe_unlock(c, s);
+        rc_cm_stripe_unlock(c, s);
         if (!pid_alive(mpid)) {
             __atomic_fetch_sub(&st->s.fill_waiters, 1, __ATOMIC_ACQ_REL);
             return APR_SUCCESS;
@@ -2533,7 +1183,7 @@ void rc_cache_fill_end(rc_cache_t *c, rc_cache_fill_t *f, int committed)
     s = (f->slot - 1) / RC_FILL_PER_STRIPE;
     m = &c->fills[f->slot - 1];
     st = &c->stripes[s];
-    if (stripe_lock(c, s) == APR_SUCCESS) {
+    if (rc_cm_stripe_lock(c, s) == APR_SUCCESS) {
         if (m->token == f->token) {
             m->token = 0;
             m->hash = 0;
@@ -2542,43 +1192,13 @@ void rc_cache_fill_end(rc_cache_t *c, rc_cache_fill_t *f, int committed)
         /* always bump: waiters re-check their marker after a wake */
         __atomic_fetch_add(&st->s.fill_seq, 1, __ATOMIC_ACQ_REL);
         wake = __atomic_load_n(&st->s.fill_waiters, __ATOMIC_ACQUIRE) != 0;
-        stripe_unlock(c, s);
+        rc_cm_stripe_unlock(c, s);
     }
     if (wake) {
         futex_op(&st->s.fill_seq, FUTEX_WAKE, INT_MAX, NULL);
     }
     f->slot = 0;
     f->token = 0;
-}
-
-/* -------------------------------------------------------------------- */
-/* Housekeeping, statistics, checks                                       */
-
-apr_size_t rc_cache_reap(rc_cache_t *c, apr_time_t now)
-{
-    apr_size_t n = reap_pins(c);
-    apr_uint32_t i, me = (apr_uint32_t)getpid();
-    rc_victim_t v;
-    rc_entry_sh_t *e;
-
-    for (i = 1; i <= c->nentries; i++) {
-        e = ent(c, i);
-        v.idx = i;
-        v.gen = e->gen;
-        v.pid = e->pid;
-        v.hash = e->hash;
-        if (e->state == RC_ST_LIVE && e->expires <= now) {
-            v.kind = V_EXPIRED;
-        }
-        else if (e->state == RC_ST_WRITING && e->pid != me) {
-            v.kind = V_WRITER;
-        }
-        else {
-            continue;
-        }
-        n += victim_reclaim(c, &v);
-    }
-    return n;
 }
 
 void rc_cache_stats(rc_cache_t *c, rc_cache_stats_t *st)
@@ -2618,192 +1238,8 @@ void rc_cache_stats(rc_cache_t *c, rc_cache_stats_t *st)
     st->generation = rc_cache_generation(c);
 }
 
-/* The checker: every block owned exactly once (free list or one chain),
- * counters equal to what is found, index == LIVE == LRU, pins == pin
- * slots.  Holds every stripe lock (ascending) and the alloc lock. */
-static const char *check_locked(rc_cache_t *c)
-{
-    rc_cache_sh_t *sh = c->sh;
-    apr_uint64_t used = 0, live = 0, nfree_e = 0, n, k;
-    apr_uint32_t i, b, t, cnt;
-    rc_entry_sh_t *e;
-    int seg;
-
-    memset(c->mark, 0, ((apr_size_t)c->nblocks >> 3) + 1);
-    for (b = sh->free_head, n = 0; b != 0; b = c->next[b], n++) {
-        if (!blk_ok(c, b) || n >= c->nblocks || mark_test_set(c, b)) {
-            return "free list broken";
-        }
-    }
-    if (n != sh->free_count) {
-        return "free count";
-    }
-    for (i = 1; i <= c->nentries; i++) {
-        e = ent(c, i);
-        if (e->magic != RC_ENT_MAGIC || e->state > RC_ST_DEAD) {
-            return "entry magic/state";
-        }
-        if (e->state == RC_ST_FREE) {
-            nfree_e++;
-            continue;
-        }
-        for (b = e->head, t = 0, cnt = 0; cnt < e->nblk; cnt++) {
-            if (!blk_ok(c, b) || mark_test_set(c, b)) {
-                return "entry chain broken or shared";
-            }
-            t = b;
-            b = c->next[b];
-        }
-        if (e->nblk && (t != e->tail || c->next[t] != 0)) {
-            return "entry tail";
-        }
-        used += e->nblk;
-        if (e->state != RC_ST_WRITING
-            && (apr_uint64_t)e->nblk * c->bsize < head_len(e) + e->body_len) {
-            return "entry shorter than its bytes";
-        }
-        cnt = (e->flags & RC_EF_META2) ? blocks_for(c, e->meta2_len) : 0;
-        for (b = e->meta2_head; cnt > 0; cnt--, b = c->next[b]) {
-            if (!blk_ok(c, b) || mark_test_set(c, b)) {
-                return "meta2 chain";
-            }
-            used++;
-        }
-        for (b = e->retired_head, cnt = e->retired_nblk; cnt > 0;
-             cnt--, b = c->next[b]) {
-            if (!blk_ok(c, b) || mark_test_set(c, b)) {
-                return "retired chain";
-            }
-            used++;
-        }
-        if (e->state == RC_ST_LIVE) {
-            live++;
-        }
-        if (e->state == RC_ST_LIVE || e->state == RC_ST_DEAD) {
-            for (k = 0, cnt = 0; k < c->npins; k++) {
-                if ((apr_uint32_t)c->pins[k] == i) {
-                    cnt++;
-                }
-            }
-            if (cnt != e->pins) {
-                return "pin count";
-            }
-            if (e->state == RC_ST_DEAD && e->pins == 0) {
-                return "unpinned DEAD entry";
-            }
-        }
-    }
-    if (used + sh->free_count != c->nblocks) {
-        return "blocks lost";
-    }
-    if (used != sh->ctr[C_BLOCKS]) {
-        return "blocks counter";
-    }
-    if (live != sh->ctr[C_OBJECTS]) {
-        return "objects counter";
-    }
-    for (i = sh->efree_head, n = 0; i != 0; i = ent(c, i)->lru_next, n++) {
-        if (!ent_ok(c, i) || n > c->nentries
-            || ent(c, i)->state != RC_ST_FREE) {
-            return "entry free list";
-        }
-    }
-    if (n != nfree_e || n != sh->efree_count) {
-        return "entry free count";
-    }
-    for (b = 0, n = 0; b < c->nbuckets; b++) {
-        for (i = c->buckets[b], cnt = 0; i != 0; i = ent(c, i)->hnext) {
-            if (!ent_ok(c, i) || cnt++ > c->nentries
-                || ent(c, i)->state != RC_ST_LIVE
-                || bucket_of(c, ent(c, i)->hash) != b) {
-                return "hash chain";
-            }
-            n++;
-        }
-    }
-    if (n != live) {
-        return "index != live entries";
-    }
-    for (seg = 0, n = 0; seg < 2; seg++) {
-        apr_uint64_t blocks = 0;
-
-        for (i = sh->lru_head[seg], t = 0, cnt = 0; i != 0;
-             t = i, i = ent(c, i)->lru_next) {
-            if (!ent_ok(c, i) || cnt++ > c->nentries
-                || ent(c, i)->state != RC_ST_LIVE
-                || ent(c, i)->lru_prev != t
-                || RC_SEG(ent(c, i)->flags) != seg) {
-                return "lru list";
-            }
-            blocks += ent(c, i)->nblk;
-            n++;
-        }
-        if (t != sh->lru_tail[seg] || blocks != sh->lru_blocks[seg]) {
-            return "lru tail/blocks";
-        }
-    }
-    if (n != live) {
-        return "lru != live entries";
-    }
-    return NULL;
-}
-
-apr_status_t rc_cache_check(rc_cache_t *c, const char **why)
-{
-    const char *bad = "lock";
-    apr_uint32_t s, locked = 0;
-
-    for (s = 0; s < c->nstripes; s++, locked++) {
-        if (stripe_lock(c, s) != APR_SUCCESS) {
-            break;
-        }
-    }
-    if (locked == c->nstripes && alloc_lock(c) == APR_SUCCESS) {
-        bad = check_locked(c);
-        alloc_unlock(c);
-    }
-    while (locked > 0) {
-        stripe_unlock(c, --locked);
-    }
-    if (why) {
-        *why = bad ? bad : "ok";
-    }
-    return bad ? RC_CACHE_CORRUPT : APR_SUCCESS;
-}
-
-/* -------------------------------------------------------------------- */
-/* Test hooks                                                             */
-
-void rc_cache_debug_lock(rc_cache_t *c, int which)
-{
-    if (which < 0) {
-        alloc_lock(c);
-    }
-    else {
-        stripe_lock(c, (apr_uint32_t)which & (c->nstripes - 1));
-    }
-}
-
-void rc_cache_debug_break(rc_cache_t *c, int which)
-{
-    apr_uint32_t b, s;
-
-    if (which < 0) {
-        c->sh->free_head = c->nblocks + 7;
-        c->sh->free_count = 3;
-        c->sh->efree_head = 0;
-        c->sh->lru_head[0] = c->sh->lru_tail[1] = 0;
-        __atomic_store_n(&c->sh->ctr[C_OBJECTS], 999, __ATOMIC_RELAXED);
-    }
-    else {
-        s = (apr_uint32_t)which & (c->nstripes - 1);
-        for (b = s; b < c->nbuckets; b += c->nstripes) {
-            c->buckets[b] = 0;
-        }
-    }
-}
-
 int rc_cache_debug_stripe(rc_cache_t *c, const char *key, apr_size_t klen)
 {
     return (int)stripe_of(c, key_hash(key, klen));
 }
+
