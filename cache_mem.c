@@ -1,3 +1,5 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
 /*
  * cache_mem.c -- the shared-memory object store of mod_revcache.
  *
@@ -6,6 +8,10 @@
  * readers, the collapsed-forwarding markers, the counters.  It knows nothing
  * of HTTP: a "meta" blob (status, headers, freshness, serialised by the
  * glue) and a body are opaque bytes.  APR, POSIX and Linux headers only.
+ * This file: the index, lookups and hits, writers, metadata updates,
+ * purges, fill markers, statistics.  cache_mem_alloc.c: the layout, the
+ * locks and their repair, the allocators, the LRU, eviction, pin reaping
+ * and the checker.  cache_mem_int.h: what the two share.
  *
  * LAYOUT (offsets from the segment base; no pointers inside the segment):
  *
@@ -69,6 +75,34 @@
  * WRITING entry; if its process dies, the sweep finds the slot with a
  * dead pid and frees it.  Handles live in the caller's pool; a pool
  * cleanup releases a pin / aborts a write the caller forgot.
+ *
+ * KEYS AND VARIANTS: the index is keyed by a 64-bit hash of the key
+ * alone; lookups compare the full stored key and variant, so collisions
+ * are harmless.  All variants of a key share one bucket (and stripe):
+ * purge by key is one stripe-locked walk.  The glue keeps the Vary header
+ * names in the key's primary record (variant "").
+ *
+ * EVICTION: fixed-size blocks, so any free block fits any need and the
+ * allocator never fails for fragmentation: when the free list is short,
+ * the writer evicts.  Expired entries and dead writers' entries first (a
+ * sweep over the entry slots), then a segmented LRU: new entries enter
+ * "probation", a hit promotes to "protected" (capped at protected_pct of
+ * the blocks, overflow demoted back), eviction takes the probation tail
+ * first.  A scan of one-time keys therefore cannot flush the hot set.
+ *
+ * TAGS: stored with the entry plus a 64-bit Bloom word; purge by tag walks
+ * every bucket stripe by stripe (O(entries)), comparing tags only where
+ * the Bloom word says they may match.
+ *
+ * FILL MARKERS (collapsed forwarding): 8 markers per stripe {key hash,
+ * owner pid, deadline, token}, under the stripe lock.  Waiters sleep with
+ * FUTEX_WAIT on the stripe's 32-bit sequence word; fill_end bumps it and
+ * FUTEX_WAKEs.  A marker whose owner pid is gone or whose deadline passed
+ * counts as free.
+ *
+ * TIME: the glue passes "now" to lookups and writers (apr_time_t), so the
+ * store never calls the clock on those paths and tests control expiry;
+ * fill markers and pin reaping use apr_time_now().
  *
  * LIFETIME: the segment outlives configuration reloads (the glue keeps it
  * in the process pool); rc_cache_attach on an existing segment reuses it
@@ -322,9 +356,9 @@ apr_status_t rc_cache_lookup(rc_cache_t *c, const char *key, apr_size_t klen,
         variant = "";
         vlen = 0;
     }
-    slot = rc_cm_pin_claim(c, pid);
+    slot = rc_cm_pin_claim(c, pid, hash);
     if (slot == 0 && rc_cm_reap_pins_maybe(c) > 0) {
-        slot = rc_cm_pin_claim(c, pid);
+        slot = rc_cm_pin_claim(c, pid, hash);
     }
     if (slot == 0) {
         CTR_ADD(c, C_BUSY, 1);

@@ -162,6 +162,13 @@ apr_status_t rc_cache_attach(void *base, apr_size_t size,
 apr_status_t rc_cache_create(apr_pool_t *pool, apr_size_t size,
                              const rc_cache_params_t *p, rc_cache_t **cache);
 
+/**
+ * The segment in use (base address and size as given to / chosen by
+ * rc_cache_attach or rc_cache_create): what a graceful restart passes to
+ * rc_cache_attach again.
+ */
+void *rc_cache_base(const rc_cache_t *c, apr_size_t *size);
+
 /** Segment generation (1 after creation, +1 per reuse). */
 apr_uint64_t rc_cache_generation(const rc_cache_t *c);
 

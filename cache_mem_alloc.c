@@ -456,12 +456,16 @@ void rc_cm_unpin_locked(rc_cache_t *c, apr_uint32_t i)
 /* -------------------------------------------------------------------- */
 /* Pin slots (lock-free claim; entry set/cleared under the stripe lock)   */
 
-apr_uint32_t rc_cm_pin_claim(rc_cache_t *c, apr_uint32_t pid)
+apr_uint32_t rc_cm_pin_claim(rc_cache_t *c, apr_uint32_t pid,
+                             apr_uint64_t hash)
 {
     apr_uint32_t start, k, n;
     apr_uint64_t w;
 
-    start = __atomic_fetch_add(&c->sh->pin_rotor, 1, __ATOMIC_RELAXED);
+    /* probe from a point spread by key and thread: no shared rotor word */
+    start = (apr_uint32_t)((hash >> 32) ^ hash
+                           ^ ((apr_uint64_t)(apr_uintptr_t)&start >> 4)
+                           ^ pid * 2654435761u);
     for (n = 0; n < c->npins; n++) {
         k = (start + n) % c->npins;
         w = __atomic_load_n(&c->pins[k], __ATOMIC_RELAXED);
@@ -622,7 +626,8 @@ apr_size_t rc_cm_evict_some(rc_cache_t *c, apr_time_t now)
         sh->sweep = i;
         e = ent(c, i);
         if ((e->state == RC_ST_LIVE && e->expires <= now)
-            || (e->state == RC_ST_WRITING && e->pid != me)) {
+            || (e->state == RC_ST_WRITING && e->pid != me
+                && e->stored + RC_WRITER_GRACE <= now)) {
             v[nv].idx = i;
             v[nv].gen = e->gen;
             v[nv].pid = e->pid;
@@ -1138,6 +1143,14 @@ apr_status_t rc_cache_create(apr_pool_t *pool, apr_size_t size,
         return APR_ENOMEM;
     }
     return rc_cache_attach(base, size, p, pool, cache, NULL);
+}
+
+void *rc_cache_base(const rc_cache_t *c, apr_size_t *size)
+{
+    if (size) {
+        *size = c->size;
+    }
+    return c->base;
 }
 
 apr_uint64_t rc_cache_generation(const rc_cache_t *c)

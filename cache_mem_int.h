@@ -33,6 +33,7 @@
 #define RC_VICTIMS         8
 #define RC_WAIT_SLICE      (200 * 1000)   /* re-check a fill owner (us) */
 #define RC_REAP_INTERVAL   APR_USEC_PER_SEC
+#define RC_WRITER_GRACE    APR_USEC_PER_SEC   /* sweep spares writers */
 
 enum { RC_ST_FREE = 0, RC_ST_WRITING, RC_ST_LIVE, RC_ST_DEAD };
 
@@ -126,7 +127,7 @@ typedef struct rc_cache_sh_t {
     apr_int64_t  touch_interval;
     apr_uint32_t protected_pct;
     /* lock-free */
-    apr_uint32_t pin_rotor;
+    apr_uint32_t pad3;
     apr_uint32_t fill_token;
     apr_uint32_t pad1;
     apr_int64_t  last_reap;
@@ -261,7 +262,8 @@ void rc_cm_unlink_locked(rc_cache_t *c, apr_uint32_t i, int ctr);
 void rc_cm_unpin_locked(rc_cache_t *c, apr_uint32_t i);
 
 /* Pin slots, reaping, eviction (no lock held). */
-apr_uint32_t rc_cm_pin_claim(rc_cache_t *c, apr_uint32_t pid);
+apr_uint32_t rc_cm_pin_claim(rc_cache_t *c, apr_uint32_t pid,
+                             apr_uint64_t hash);
 apr_size_t rc_cm_reap_pins_maybe(rc_cache_t *c);
 apr_size_t rc_cm_evict_some(rc_cache_t *c, apr_time_t now);
 

@@ -234,6 +234,25 @@ static void test_attach_reuse(void **state)
     rc_cache_stats(c2, &st);
     assert_int_equal(st.objects, 1);
 
+    /* the glue's view of a cache made by rc_cache_create: same again */
+    {
+        rc_cache_t *c3 = new_cache(p, 1 << 20, 0, 0), *c4;
+        apr_size_t sz3 = 0;
+        void *b3 = rc_cache_base(c3, &sz3);
+        rc_cache_params_t prm3;
+
+        assert_int_equal(sz3, 1 << 20);
+        assert_int_equal(store(c3, p, "/g", NULL, NULL, 10, FOREVER, NOW), 0);
+        rc_cache_params_default(&prm3);
+        prm3.touch_interval = 0;
+        prm3.npins = 1024;
+        prm3.nstripes = 64;
+        assert_int_equal(rc_cache_attach(b3, sz3, &prm3, p, &c4, &reused),
+                         APR_SUCCESS);
+        assert_int_equal(reused, 1);
+        assert_int_equal(present(c4, p, "/g", NULL, NOW), 1);
+    }
+
     /* a different layout: reinitialised */
     prm.bytes_per_entry = 8192;
     assert_int_equal(rc_cache_attach(base, size, &prm, p, &c2, &reused),
