@@ -34,12 +34,6 @@
 static rc_backend_t **backends;
 static int nbackends;
 
-/* What translate_name decided, kept for the handler. */
-typedef struct {
-    const rc_route_t *route;
-    const char       *backend_path;
-} rc_match_t;
-
 static int rc_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                          apr_pool_t *ptemp)
 {
@@ -254,10 +248,59 @@ static int rc_map_to_storage(request_rec *r)
     return DECLINED;
 }
 
+rc_backend_t *rc_backend_of(const rc_worker_t *w)
+{
+    return w->index < nbackends ? backends[w->index] : NULL;
+}
+
+int rc_route_exchange(request_rec *r, const rc_match_t *m,
+                      apr_table_t *set_headers, rc_exchange_t *x,
+                      const rc_worker_t **wp)
+{
+    const rc_worker_t *w = m->route->worker;
+    rc_backend_t *be = rc_backend_of(w);
+
+    *wp = w;
+    apr_table_setn(r->notes, "revcache-backend", w->url);
+    if (!be) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00104)
+                      "backend %s is not available in this process",
+                      w->url);
+        memset(x, 0, sizeof(*x));
+        x->outcome = RC_OUT_CONNECT;
+        x->http_status = HTTP_BAD_GATEWAY;
+        return x->http_status;
+    }
+    return rc_proxy_exchange(r, w, be, m->backend_path, set_headers, x);
+}
+
+void rc_route_done(request_rec *r, const rc_match_t *m,
+                   const rc_worker_t *w, const rc_exchange_t *x)
+{
+    /* The balancer will learn the outcome of its member here. */
+    (void)r;
+    (void)m;
+    (void)w;
+    (void)x;
+}
+
+int rc_route_forward(request_rec *r, const rc_match_t *m)
+{
+    rc_exchange_t x;
+    const rc_worker_t *w;
+    int rv;
+
+    if ((rv = rc_route_exchange(r, m, NULL, &x, &w)) == OK) {
+        rc_proxy_set_response(r, &x);
+        rv = rc_proxy_relay_body(r, w, &x, NULL);
+    }
+    rc_route_done(r, m, w, &x);
+    return rv;
+}
+
 static int rc_handler(request_rec *r)
 {
     rc_match_t *m;
-    const rc_worker_t *w;
 
     if (!r->handler || strcmp(r->handler, RC_HANDLER) != 0) {
         return DECLINED;
@@ -269,15 +312,7 @@ static int rc_handler(request_rec *r)
                       "route matches it", r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    w = m->route->worker;
-    apr_table_setn(r->notes, "revcache-backend", w->url);
-    if (w->index >= nbackends || !backends[w->index]) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00104)
-                      "backend %s is not available in this process",
-                      w->url);
-        return HTTP_BAD_GATEWAY;
-    }
-    return rc_proxy_forward(r, w, backends[w->index], m->backend_path);
+    return rc_route_forward(r, m);
 }
 
 static void rc_register_hooks(apr_pool_t *p)

@@ -70,6 +70,12 @@ typedef struct {
     rc_worker_t  *worker;      /**< NULL when excluded */
 } rc_route_t;
 
+/** What translate_name decided for a request (r->request_config). */
+typedef struct {
+    const rc_route_t *route;
+    const char       *backend_path;  /**< raw path + query for the backend */
+} rc_match_t;
+
 /** Server (and virtual host) configuration. */
 typedef struct {
     apr_array_header_t  *routes;        /**< rc_route_t, longest first */
@@ -105,15 +111,92 @@ void rc_config_resolve_workers(void);
 int rc_conf_preserve_host(const rc_server_conf_t *sc);
 int rc_conf_forwarded(const rc_server_conf_t *sc);
 
-/* proxy.c */
+/* proxy.c: one exchange with a backend, in phases, so the cache and the
+ * balancer can step in between them:
+ *   rc_proxy_exchange()      send the request, read the final head
+ *   rc_proxy_set_response()  status and headers of r from that head
+ *   rc_proxy_relay_body()    stream the body to the client (with a tee)
+ * or rc_proxy_abandon() to drop a response without relaying it. */
+
+/** How an exchange with a backend ended. */
+typedef enum {
+    RC_OUT_OK = 0,        /**< a final response head was read */
+    RC_OUT_CONNECT,       /**< no connection: nothing was sent */
+    RC_OUT_TIMEOUT,       /**< no answer within the timeout */
+    RC_OUT_BAD_RESPONSE,  /**< malformed answer or I/O error */
+    RC_OUT_CLIENT         /**< the client's request body failed */
+} rc_outcome_e;
+
+/** One request/response exchange with a backend. */
+typedef struct {
+    rc_outcome_e    outcome;
+    int             http_status;  /**< OK, or what the handler returns */
+    int             body_sent;    /**< the client's body was consumed */
+    rc_resp_head_t  head;         /**< the final response head */
+    rc_body_kind_e  kind;         /**< its body framing */
+    apr_off_t       length;
+    int             keepalive;    /**< backend keeps the connection */
+    rc_conn_t      *conn;         /**< held until relayed or abandoned */
+} rc_exchange_t;
+
+/** Sees every piece of a relayed body, then its end. */
+typedef struct {
+    void  (*piece)(void *ctx, const char *data, apr_size_t len);
+    /** complete is zero when the body broke off or the client left */
+    void  (*end)(void *ctx, int complete);
+    void   *ctx;
+} rc_body_tee_t;
+
 /**
- * Forwards r to the worker's backend and streams the answer back.
- * @param backend_path the raw path + query to request from the backend
- * @return an HTTP status for the handler: OK once a response was sent,
- *         else HTTP_BAD_GATEWAY, HTTP_GATEWAY_TIME_OUT, a 4xx for a bad
- *         request body
+ * Sends r to the worker's backend and reads the final response head.
+ * Interim 1xx responses are relayed or dropped; a dead pooled
+ * connection is retried once for an idempotent bodyless request.
+ * @param set_headers fields to set on the backend request (e.g. the
+ *        conditionals of a revalidation), or NULL
+ * @return OK with x->conn held, or x->http_status (502, 504, 4xx) with
+ *         the failure logged once and x->outcome saying what failed
  */
+int rc_proxy_exchange(request_rec *r, const rc_worker_t *w,
+                      rc_backend_t *be, const char *backend_path,
+                      apr_table_t *set_headers, rc_exchange_t *x);
+
+/** Sets r->status and the response headers from the exchange's head
+ *  (hop-by-hop removed, RevProxyPassReverse applied). */
+void rc_proxy_set_response(request_rec *r, rc_exchange_t *x);
+
+/** Streams the response body to the client, showing each piece to tee
+ *  (may be NULL), and releases the connection. Returns OK. */
+int rc_proxy_relay_body(request_rec *r, const rc_worker_t *w,
+                        rc_exchange_t *x, const rc_body_tee_t *tee);
+
+/** Releases the connection of an exchange that is not relayed. */
+void rc_proxy_abandon(rc_exchange_t *x);
+
+/** exchange + set_response + relay_body, for the plain proxy path. */
 int rc_proxy_forward(request_rec *r, const rc_worker_t *w,
                      rc_backend_t *be, const char *backend_path);
+
+/* mod_revcache.c: the route layer between the handler and proxy.c.
+ * The cache calls rc_route_exchange() / rc_route_done() around its own
+ * relay; the balancer picks the member inside rc_route_exchange(). */
+
+/** This process's connection pool for a worker, NULL if unavailable. */
+rc_backend_t *rc_backend_of(const rc_worker_t *w);
+
+/**
+ * Chooses the backend for the matched route and runs one exchange.
+ * @param wp set to the worker that was used (for relay and done)
+ * @return OK, or an HTTP status to return (failure already logged)
+ */
+int rc_route_exchange(request_rec *r, const rc_match_t *m,
+                      apr_table_t *set_headers, rc_exchange_t *x,
+                      const rc_worker_t **wp);
+
+/** Called once the exchange is over (relayed, abandoned or failed). */
+void rc_route_done(request_rec *r, const rc_match_t *m,
+                   const rc_worker_t *w, const rc_exchange_t *x);
+
+/** The plain path: exchange, relay to the client, done. */
+int rc_route_forward(request_rec *r, const rc_match_t *m);
 
 #endif /* MOD_REVCACHE_H */

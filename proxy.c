@@ -114,7 +114,7 @@ typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED } req_body_e;
 /* The request head for the backend, as one string. */
 static const char *build_head(request_rec *r, const rc_worker_t *w,
                               const char *path, req_body_e body,
-                              apr_size_t *len)
+                              apr_table_t *set_headers, apr_size_t *len)
 {
     rc_server_conf_t *sc = ap_get_module_config(r->server->module_config,
                                                 &revcache_module);
@@ -133,6 +133,9 @@ static const char *build_head(request_rec *r, const rc_worker_t *w,
     }
     apr_table_unset(h, "Host");
     add_forwarded(r, h, rc_conf_forwarded(sc));
+    if (set_headers) {
+        apr_table_overlap(h, set_headers, APR_OVERLAP_TABLES_SET);
+    }
 
     put(&hb, r->method);
     put(&hb, " ");
@@ -322,7 +325,8 @@ static void abort_client(request_rec *r, apr_bucket_brigade *bb)
 
 /* Streams the response body. Releases the connection. Returns OK. */
 static int stream_body(request_rec *r, const rc_worker_t *w,
-                       rc_conn_t *conn, int keepalive)
+                       rc_conn_t *conn, int keepalive,
+                       const rc_body_tee_t *tee)
 {
     conn_rec *c = r->connection;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
@@ -345,6 +349,9 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
             rv = rc_conn_read_body(conn, 1, &data, &len, &err);
         }
         if (rv == APR_SUCCESS) {
+            if (tee) {
+                tee->piece(tee->ctx, data, len);
+            }
             APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(
                                             data, len, c->bucket_alloc));
             if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS
@@ -356,6 +363,9 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
         }
         if (rv == APR_EOF) {
             rc_backend_release(conn, keepalive);
+            if (tee) {
+                tee->end(tee->ctx, 1);
+            }
             APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
                                             c->bucket_alloc));
             ap_pass_brigade(r->output_filters, bb);
@@ -368,6 +378,9 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
                       : rv == APR_INCOMPLETE ? "closed before the end"
                       : err ? err : "read error");
         rc_backend_release(conn, 0);
+        if (tee) {
+            tee->end(tee->ctx, 0);
+        }
         abort_client(r, bb);
         return OK;
     }
@@ -377,6 +390,9 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
                   "client went away while receiving %s from %s",
                   r->unparsed_uri, w->url);
     rc_backend_release(conn, 0);
+    if (tee) {
+        tee->end(tee->ctx, 0);
+    }
     apr_brigade_cleanup(bb);
     return OK;
 }
@@ -397,67 +413,80 @@ static req_body_e request_body_kind(request_rec *r)
     return BODY_NONE;
 }
 
-int rc_proxy_forward(request_rec *r, const rc_worker_t *w,
-                     rc_backend_t *be, const char *backend_path)
+int rc_proxy_exchange(request_rec *r, const rc_worker_t *w,
+                      rc_backend_t *be, const char *backend_path,
+                      apr_table_t *set_headers, rc_exchange_t *x)
 {
     req_body_e body = request_body_kind(r);
     apr_size_t head_len;
-    const char *head_str = build_head(r, w, backend_path, body, &head_len);
-    rc_resp_head_t head;
-    rc_body_kind_e kind;
-    apr_off_t length;
-    rc_conn_t *conn = NULL;
-    int attempt, keepalive;
+    const char *head_str = build_head(r, w, backend_path, body, set_headers,
+                                      &head_len);
+    int attempt;
 
+    memset(x, 0, sizeof(*x));
     for (attempt = 0;; attempt++) {
         int reused, got_bytes = 0;
         const char *err = NULL;
         apr_status_t rv;
         struct iovec v;
 
-        rv = rc_backend_acquire(be, attempt > 0, &conn, &reused);
+        rv = rc_backend_acquire(be, attempt > 0, &x->conn, &reused);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, RCLOGNO(00203)
                           "cannot connect to backend %s%s", w->url,
                           rv == APR_TIMEUP ? " (connect timeout)" : "");
-            return HTTP_BAD_GATEWAY;
+            x->conn = NULL;
+            x->outcome = RC_OUT_CONNECT;
+            x->http_status = HTTP_BAD_GATEWAY;
+            return x->http_status;
         }
         v.iov_base = (void *)head_str;
         v.iov_len = head_len;
-        rv = rc_conn_writev(conn, &v, 1);
+        rv = rc_conn_writev(x->conn, &v, 1);
         if (rv == APR_SUCCESS && body != BODY_NONE) {
             apr_status_t st;
-            send_result_e res = send_body(r, conn, body, &st);
+            send_result_e res = send_body(r, x->conn, body, &st);
 
+            x->body_sent = 1;
             if (res == SEND_CLIENT_ERR) {
-                rc_backend_release(conn, 0);
+                rc_backend_release(x->conn, 0);
+                x->conn = NULL;
                 ap_log_rerror(APLOG_MARK, APLOG_INFO, st, r, RCLOGNO(00204)
                               "reading the request body for %s failed",
                               w->url);
-                return ap_map_http_request_error(st, HTTP_BAD_REQUEST);
+                x->outcome = RC_OUT_CLIENT;
+                x->http_status = ap_map_http_request_error(st,
+                                                           HTTP_BAD_REQUEST);
+                return x->http_status;
             }
             rv = st;
         }
         /* Read the final head, relaying or skipping interim ones. */
         while (rv == APR_SUCCESS) {
-            rv = rc_conn_read_head(conn, r->pool, &response_limits, &head,
-                                   &got_bytes, &err);
-            if (rv != APR_SUCCESS || head.status >= 200) {
+            rv = rc_conn_read_head(x->conn, r->pool, &response_limits,
+                                   &x->head, &got_bytes, &err);
+            if (rv != APR_SUCCESS || x->head.status >= 200) {
                 break;
             }
-            if (head.status == 101) {
+            if (x->head.status == 101) {
                 err = "101 Switching Protocols that nobody asked for";
                 rv = APR_EGENERAL;
                 break;
             }
-            if (head.status != 100) {
-                relay_interim(r, &head);
+            if (x->head.status != 100) {
+                relay_interim(r, &x->head);
             }
         }
         if (rv == APR_SUCCESS) {
-            break;
+            rv = rc_http_body_framing(&x->head, r->header_only
+                                      || !strcmp(r->method, "HEAD"),
+                                      &x->kind, &x->length, &err);
+            if (rv == APR_SUCCESS) {
+                break;
+            }
         }
-        rc_backend_release(conn, 0);
+        rc_backend_release(x->conn, 0);
+        x->conn = NULL;
         /* A pooled connection the backend had closed: nothing reached
          * it, so an idempotent request without a body goes again. */
         if (reused && !got_bytes && attempt == 0 && body == BODY_NONE
@@ -471,30 +500,57 @@ int rc_proxy_forward(request_rec *r, const rc_worker_t *w,
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00206)
                           "backend %s did not answer within the timeout",
                           w->url);
-            return HTTP_GATEWAY_TIME_OUT;
+            x->outcome = RC_OUT_TIMEOUT;
+            x->http_status = HTTP_GATEWAY_TIME_OUT;
+            return x->http_status;
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EGENERAL ? 0 : rv, r,
                       RCLOGNO(00207) "bad response from backend %s: %s",
                       w->url, err ? err
                       : rv == APR_EOF ? "connection closed without a response"
                       : "I/O error");
-        return HTTP_BAD_GATEWAY;
+        x->outcome = RC_OUT_BAD_RESPONSE;
+        x->http_status = HTTP_BAD_GATEWAY;
+        return x->http_status;
     }
+    x->keepalive = backend_keeps_alive(&x->head);
+    rc_conn_body_start(x->conn, x->kind, x->length);
+    x->outcome = RC_OUT_OK;
+    x->http_status = OK;
+    return OK;
+}
 
-    {
-        const char *err = NULL;
+void rc_proxy_set_response(request_rec *r, rc_exchange_t *x)
+{
+    set_response_headers(r, &x->head, x->kind);
+}
 
-        if (rc_http_body_framing(&head, r->header_only
-                                 || !strcmp(r->method, "HEAD"),
-                                 &kind, &length, &err) != APR_SUCCESS) {
-            rc_backend_release(conn, 0);
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00208)
-                          "bad response from backend %s: %s", w->url, err);
-            return HTTP_BAD_GATEWAY;
-        }
+int rc_proxy_relay_body(request_rec *r, const rc_worker_t *w,
+                        rc_exchange_t *x, const rc_body_tee_t *tee)
+{
+    rc_conn_t *conn = x->conn;
+
+    x->conn = NULL;
+    return stream_body(r, w, conn, x->keepalive, tee);
+}
+
+void rc_proxy_abandon(rc_exchange_t *x)
+{
+    if (x->conn) {
+        /* A response without a body was read to its end already. */
+        rc_backend_release(x->conn, x->kind == RC_BODY_NONE && x->keepalive);
+        x->conn = NULL;
     }
-    keepalive = backend_keeps_alive(&head);
-    rc_conn_body_start(conn, kind, length);
-    set_response_headers(r, &head, kind);
-    return stream_body(r, w, conn, keepalive);
+}
+
+int rc_proxy_forward(request_rec *r, const rc_worker_t *w,
+                     rc_backend_t *be, const char *backend_path)
+{
+    rc_exchange_t x;
+
+    if (rc_proxy_exchange(r, w, be, backend_path, NULL, &x) != OK) {
+        return x.http_status;
+    }
+    rc_proxy_set_response(r, &x);
+    return rc_proxy_relay_body(r, w, &x, NULL);
 }
