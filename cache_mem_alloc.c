@@ -669,9 +669,9 @@ apr_size_t rc_cm_evict_some(rc_cache_t *c, apr_time_t now)
     for (k = 0; k < nv; k++) {
         freed += victim_reclaim(c, &v[k]);
     }
-    if (freed == 0) {
-        freed = rc_cm_reap_pins_maybe(c);
-    }
+    /* pins of dead processes keep DEAD entries (and LRU tails) alive:
+     * look for them at most once a second, whichever process evicts */
+    freed += rc_cm_reap_pins_maybe(c);
     return freed;
 }
 
