@@ -41,6 +41,12 @@ apr_array_header_t *rc_config_workers(void)
     return workers;
 }
 
+void rc_config_worker_add(rc_worker_t *w)
+{
+    w->index = workers->nelts;
+    APR_ARRAY_PUSH(workers, rc_worker_t *) = w;
+}
+
 void *rc_create_server_conf(apr_pool_t *p, server_rec *s)
 {
     rc_server_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
@@ -200,7 +206,7 @@ static const char *parse_count(cmd_parms *cmd, const char *what,
 }
 
 /* Parses "http://host[:port][/path]" into a new worker. */
-static const char *worker_from_url(cmd_parms *cmd, const char *url,
+const char *rc_config_worker_parse(cmd_parms *cmd, const char *url,
                                    rc_worker_t **out)
 {
     apr_uri_t u;
@@ -253,8 +259,8 @@ static const char *worker_from_url(cmd_parms *cmd, const char *url,
 }
 
 /* Applies "key=value" route options to a worker. */
-static const char *worker_option(cmd_parms *cmd, rc_worker_t *w,
-                                 const char *arg)
+const char *rc_config_worker_option(cmd_parms *cmd, rc_worker_t *w,
+                                    const char *arg)
 {
     const char *eq = strchr(arg, '=');
     const char *key, *val;
@@ -355,12 +361,21 @@ static const char *cmd_pass(cmd_parms *cmd, void *dirconf, int argc,
         }
         rt.exclude = 1;
     }
+    else if (!strncasecmp(target, "balancer://", 11)) {
+        if (next < argc) {
+            return "RevProxyPass PREFIX balancer://NAME/ takes no options "
+                   "(give them to each RevBalancerMember)";
+        }
+        if ((err = rc_lb_route_target(cmd, target, &rt.worker))) {
+            return err;
+        }
+    }
     else {
-        if ((err = worker_from_url(cmd, target, &rt.worker))) {
+        if ((err = rc_config_worker_parse(cmd, target, &rt.worker))) {
             return err;
         }
         for (i = next; i < argc; i++) {
-            if ((err = worker_option(cmd, rt.worker, argv[i]))) {
+            if ((err = rc_config_worker_option(cmd, rt.worker, argv[i]))) {
                 return err;
             }
         }
@@ -382,9 +397,8 @@ static const char *cmd_pass(cmd_parms *cmd, void *dirconf, int argc,
         }
         route_insert(sc->routes, &rt);
     }
-    if (rt.worker) {
-        rt.worker->index = workers->nelts;
-        APR_ARRAY_PUSH(workers, rc_worker_t *) = rt.worker;
+    if (rt.worker && !rt.worker->balancer) {
+        rc_config_worker_add(rt.worker);
     }
     return NULL;
 }
@@ -418,7 +432,7 @@ static const char *cmd_pass_reverse(cmd_parms *cmd, void *dirconf,
     else {
         return "RevProxyPassReverse needs PREFIX URL outside <Location>";
     }
-    if ((err = worker_from_url(cmd, map.backend, &check))) {
+    if ((err = rc_config_worker_parse(cmd, map.backend, &check))) {
         return apr_pstrcat(cmd->pool, "RevProxyPassReverse: ", err, NULL);
     }
     APR_ARRAY_PUSH(in_location ? dc->reverse : sc->reverse,
@@ -513,5 +527,6 @@ const command_rec rc_cmds[] = {
                   "idle connections kept per backend per child process"),
     AP_INIT_TAKE1("RevProxyPoolIdleTimeout", cmd_pool_idle_ttl, NULL,
                   RSRC_CONF, "how long an idle backend connection is kept"),
+    RC_LB_CMDS
     { NULL }
 };

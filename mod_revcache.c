@@ -250,7 +250,8 @@ static int rc_map_to_storage(request_rec *r)
 
 rc_backend_t *rc_backend_of(const rc_worker_t *w)
 {
-    return w->index < nbackends ? backends[w->index] : NULL;
+    return w->index >= 0 && w->index < nbackends ? backends[w->index]
+                                                  : NULL;
 }
 
 int rc_route_exchange(request_rec *r, const rc_match_t *m,
@@ -258,8 +259,12 @@ int rc_route_exchange(request_rec *r, const rc_match_t *m,
                       const rc_worker_t **wp)
 {
     const rc_worker_t *w = m->route->worker;
-    rc_backend_t *be = rc_backend_of(w);
+    rc_backend_t *be;
 
+    if (w->lb) {
+        return rc_lb_exchange(r, m, set_headers, x, wp);
+    }
+    be = rc_backend_of(w);
     *wp = w;
     apr_table_setn(r->notes, "revcache-backend", w->url);
     if (!be) {
@@ -277,11 +282,10 @@ int rc_route_exchange(request_rec *r, const rc_match_t *m,
 void rc_route_done(request_rec *r, const rc_match_t *m,
                    const rc_worker_t *w, const rc_exchange_t *x)
 {
-    /* The balancer will learn the outcome of its member here. */
-    (void)r;
-    (void)m;
     (void)w;
-    (void)x;
+    if (m->route->worker->lb) {
+        rc_lb_done(r, x);       /* the balancer learns the outcome */
+    }
 }
 
 int rc_route_forward(request_rec *r, const rc_match_t *m)
@@ -327,6 +331,7 @@ static void rc_register_hooks(apr_pool_t *p)
                            APR_HOOK_FIRST);
     ap_hook_map_to_storage(rc_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(rc_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    rc_lb_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(revcache) = {

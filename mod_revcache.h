@@ -16,6 +16,7 @@
 #include <http_log.h>
 
 #include "backend.h"
+#include "balancer.h"
 #include "headers.h"
 
 /** Log tags: RCLOGNO(00042) gives "RC00042: ". Each number is used once. */
@@ -60,6 +61,12 @@ typedef struct rc_worker_t {
     int                  keepalive;
     int                  max_idle;
     server_rec          *server;       /**< where it was defined (defaults) */
+    /** "RevProxyPass /p/ balancer://NAME/path": NAME, else NULL. Such a
+     *  route worker has no pool (index -1, not in the registry); lb.c
+     *  resolves lb in check_config and picks a member per request. */
+    const char          *balancer;
+    struct rc_lb_t      *lb;
+    const char          *where;        /**< "file:line" of the directive */
 } rc_worker_t;
 
 /** A route: a path prefix and where it goes. */
@@ -106,6 +113,17 @@ void *rc_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void rc_config_workers_reset(apr_pool_t *pconf);
 /** Every worker of this configuration, in index order. */
 apr_array_header_t *rc_config_workers(void);
+/** Parses "http://host[:port][/path]" into a new, unregistered worker
+ *  (options unset). Returns NULL or the reason it is not valid. */
+const char *rc_config_worker_parse(cmd_parms *cmd, const char *url,
+                                   rc_worker_t **out);
+/** Applies one "key=value" connection option (timeout, connecttimeout,
+ *  keepalive, maxidle, idlettl) to a worker. */
+const char *rc_config_worker_option(cmd_parms *cmd, rc_worker_t *w,
+                                    const char *arg);
+/** Adds a worker to the registry: it gets an index and, in child_init,
+ *  a per-process connection pool. */
+void rc_config_worker_add(rc_worker_t *w);
 /** Fills each worker's unset options from its server's config. */
 void rc_config_resolve_workers(void);
 int rc_conf_preserve_host(const rc_server_conf_t *sc);
@@ -137,6 +155,9 @@ typedef struct {
     apr_off_t       length;
     int             keepalive;    /**< backend keeps the connection */
     rc_conn_t      *conn;         /**< held until relayed or abandoned */
+    void           *route_ctx;    /**< the route layer's state for this
+                                       exchange (a balancer reservation),
+                                       set by rc_route_exchange() */
 } rc_exchange_t;
 
 /** Sees every piece of a relayed body, then its end. */
@@ -198,5 +219,79 @@ void rc_route_done(request_rec *r, const rc_match_t *m,
 
 /** The plain path: exchange, relay to the client, done. */
 int rc_route_forward(request_rec *r, const rc_match_t *m);
+
+/* lb.c: the httpd glue of the load balancer (<RevBalancer>, its
+ * directives, the shared memory, the health-check prober, and the
+ * per-request pick / retry / report). The APR-only core is balancer.c. */
+
+/** One <RevBalancer NAME> (opaque; lb.c). */
+typedef struct rc_lb_t rc_lb_t;
+
+/* Directive handlers, listed in rc_cmds through RC_LB_CMDS. */
+const char *rc_lb_cmd_section(cmd_parms *cmd, void *dc, const char *arg);
+const char *rc_lb_cmd(cmd_parms *cmd, void *dc, int argc,
+                      char *const argv[]);
+
+enum {
+    RC_LB_MEMBER = 1, RC_LB_METHOD, RC_LB_HASHKEY, RC_LB_STICKY,
+    RC_LB_HEALTH, RC_LB_EJECT, RC_LB_SLOWSTART, RC_LB_RETRIES, RC_LB_WAIT
+};
+
+#define RC_LB_CMD(name, what, help) \
+    AP_INIT_TAKE_ARGV(name, rc_lb_cmd, (void *)(what), RSRC_CONF, help),
+
+#define RC_LB_CMDS \
+    AP_INIT_RAW_ARGS("<RevBalancer", rc_lb_cmd_section, NULL, RSRC_CONF, \
+                     "<RevBalancer NAME> ... </RevBalancer>: a load " \
+                     "balancer, used as RevProxyPass /p/ balancer://NAME/"), \
+    RC_LB_CMD("RevBalancerMember", RC_LB_MEMBER, "URL [weight=N] " \
+              "[status=backup|disabled|drain] [max=N] [route=ID] " \
+              "[timeout= connecttimeout= keepalive= maxidle= idlettl=]") \
+    RC_LB_CMD("RevBalancerMethod", RC_LB_METHOD, \
+              "round-robin | least-conn | hash | p2c-ewma") \
+    RC_LB_CMD("RevBalancerHashKey", RC_LB_HASHKEY, \
+              "uri | header:NAME | cookie:NAME | client-ip") \
+    RC_LB_CMD("RevBalancerSticky", RC_LB_STICKY, "cookie=NAME") \
+    RC_LB_CMD("RevHealthCheck", RC_LB_HEALTH, "uri=PATH [interval=2s] " \
+              "[timeout=1s] [fails=3] [passes=2] [expect=2xx]") \
+    RC_LB_CMD("RevBalancerEject", RC_LB_EJECT, "fails=N window=T " \
+              "cooldown=T max-cooldown=T [5xx=on|off] [streak=N]") \
+    RC_LB_CMD("RevBalancerSlowStart", RC_LB_SLOWSTART, \
+              "time a recovered member takes to reach its full weight") \
+    RC_LB_CMD("RevBalancerRetries", RC_LB_RETRIES, \
+              "other members tried when one fails before answering") \
+    RC_LB_CMD("RevBalancerWait", RC_LB_WAIT, \
+              "how long a request waits when every member is at max=N")
+
+/** RevProxyPass's target "balancer://NAME[/path]": a route worker. */
+const char *rc_lb_route_target(cmd_parms *cmd, const char *url,
+                               rc_worker_t **out);
+
+/** Hooks of the balancer glue (pre_config, check_config, post_config,
+ *  child_init, monitor); called from the module's register_hooks. */
+void rc_lb_register_hooks(apr_pool_t *p);
+
+/** rc_route_exchange() for a balancer route: pick a member, exchange,
+ *  retry elsewhere when that is safe; 503 when no member can take it. */
+int rc_lb_exchange(request_rec *r, const rc_match_t *m,
+                   apr_table_t *set_headers, rc_exchange_t *x,
+                   const rc_worker_t **wp);
+
+/** rc_route_done() for a balancer route: reports the outcome. */
+void rc_lb_done(request_rec *r, const rc_exchange_t *x);
+
+/* For the status page: the balancers of this configuration. */
+
+/** Number of <RevBalancer> sections. */
+int rc_lb_count(void);
+/** Balancer @a i (0 .. rc_lb_count() - 1), NULL when out of range. */
+rc_lb_t *rc_lb_get(int i);
+/** Its name. */
+const char *rc_lb_name(const rc_lb_t *lb);
+/** Its core handle (shared state), NULL before post_config. */
+rc_bal_t *rc_lb_core(const rc_lb_t *lb);
+/** Snapshot of member @a idx (see rc_bal_member_stats()). */
+apr_status_t rc_lb_member_stats(const rc_lb_t *lb, int idx,
+                                rc_bal_member_stats_t *st);
 
 #endif /* MOD_REVCACHE_H */

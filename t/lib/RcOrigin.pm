@@ -667,7 +667,11 @@ sub _send_pattern {
 #  /reset              read request, close with RST
 #  /count              number of logged requests (not logged itself)
 #  /reset-log          truncate the log (not logged)
-#  /health             200 "ok\n"
+#  /health             200 "ok\n", or the status /health-set gave
+#  /health-set         ?code=N: /health answers N from now on (200 resets)
+#  /conc               ?ms=N: sleeps N ms (default 200) counting how many
+#                      /conc requests this origin serves at once
+#  /conc-max           "CURRENT MAX" of /conc, then MAX = CURRENT
 #  /sleep-then-ok      ?ms=N then 200 "ok\n"
 #  anything else       404 "not found\n"
 #
@@ -679,7 +683,10 @@ my @ROUTES = (
     ['/expect'           => \&_h_echo],
     ['/status/'          => \&_h_status],
     ['/headers'          => \&_h_ok],
-    ['/health'           => \&_h_ok],
+    ['/health-set'       => \&_h_health_set],
+    ['/health'           => \&_h_health],
+    ['/conc-max'         => \&_h_conc_max],
+    ['/conc'             => \&_h_conc],
     ['/chunked'          => \&_h_chunked],
     ['/length'           => \&_h_length],
     ['/close-delimited'  => \&_h_close_delimited],
@@ -708,7 +715,7 @@ my @ROUTES = (
     ['/count'            => \&_h_count],
 );
 
-my %UNLOGGED = map { $_ => 1 } qw(/count /reset-log);
+my %UNLOGGED = map { $_ => 1 } qw(/count /reset-log /health-set /conc-max);
 
 sub _handle {
     my ($c, $r) = @_;
@@ -762,6 +769,67 @@ sub _h_status {
 sub _h_ok {
     my ($c, $r) = @_;
     _respond($c, $r, body => "ok\n");
+}
+
+# State shared by this origin's connection children lives in files next
+# to its log (each origin has its own log).
+sub _h_health {
+    my ($c, $r) = @_;
+    my $code = 200;
+    if (open my $fh, '<', "$c->{log}.health") {
+        my $l = <$fh>;
+        $code = $1 + 0 if defined $l && $l =~ /^(\d{3})/;
+        close $fh;
+    }
+    _respond($c, $r, code => $code,
+             body => $code == 200 ? "ok\n" : "unhealthy\n");
+}
+
+sub _h_health_set {
+    my ($c, $r) = @_;
+    my $code = _qnum($r, 'code', 200, 599);
+    if ($code == 200) {
+        unlink "$c->{log}.health";
+    }
+    elsif (open my $fh, '>', "$c->{log}.health") {
+        print {$fh} "$code\n";
+        close $fh;
+    }
+    _respond($c, $r, body => "health $code\n");
+}
+
+# Adds $delta to the in-flight count of /conc; returns "CURRENT MAX".
+# With $reset, MAX becomes CURRENT afterwards.
+sub _conc_update {
+    my ($c, $delta, $reset) = @_;
+    sysopen my $fh, "$c->{log}.conc", Fcntl::O_RDWR() | Fcntl::O_CREAT()
+        or return "0 0";
+    flock $fh, LOCK_EX;
+    my $l = <$fh> // '';
+    my ($cur, $max) = $l =~ /^(-?\d+) (\d+)/ ? ($1, $2) : (0, 0);
+    $cur += $delta;
+    $max = $cur if $cur > $max;
+    my $out = "$cur $max";
+    $max = $cur if $reset;
+    seek $fh, 0, 0;
+    truncate $fh, 0;
+    print {$fh} "$cur $max\n";
+    close $fh;
+    return $out;
+}
+
+sub _h_conc {
+    my ($c, $r) = @_;
+    _conc_update($c, 1);
+    my $ok = eval { _msleep($c, _qnum($r, 'ms', 200, 600_000)); 1 };
+    _conc_update($c, -1);
+    die $@ unless $ok;
+    _respond($c, $r, body => "conc\n");
+}
+
+sub _h_conc_max {
+    my ($c, $r) = @_;
+    _respond($c, $r, body => _conc_update($c, 0, 1) . "\n");
 }
 
 sub _h_sleep_then_ok {

@@ -12,12 +12,14 @@ use Exporter 'import';
 use IO::Socket::INET;
 use IO::Select;
 use Time::HiRes qw(time);
+use POSIX ();
 use Apache::Test ();
 use Apache::TestRequest ();
 use Apache::TestUtil ();
 
 our @EXPORT_OK = qw(origin_port origin_count origin_log raw raw_port
-                    front_port);
+                    front_port spawn_origin stop_origin lb_get parallel_get
+                    wait_log);
 
 sub origin_port { $ENV{RC_ORIGIN_PORT} }
 
@@ -77,6 +79,88 @@ sub raw_port {
 sub raw {
     my ($req, %o) = @_;
     return raw_port(front_port($o{module}), $req, %o);
+}
+
+# Starts an origin on the free port RC_SPARE<n>_PORT (or on port => P),
+# logging to t/logs/spare<n>.log. Returns its pid for stop_origin().
+sub spawn_origin {
+    my ($n, %o) = @_;
+    my $port = $o{port} || $ENV{"RC_SPARE${n}_PORT"} or die "no port $n";
+    my $s;
+    for (1 .. 50) {
+        $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                   LocalPort => $port, Proto => 'tcp',
+                                   Listen => 128, ReuseAddr => 1) and last;
+        select(undef, undef, undef, 0.1);
+    }
+    $s or die "listen on $port: $!";
+    require RcOrigin;
+    return RcOrigin::spawn(listen_sock => $s, log => $o{log}
+        || Apache::Test::vars('t_logs') . "/spare$n.log");
+}
+
+sub stop_origin {
+    my ($pid) = @_;
+    require RcOrigin;
+    RcOrigin::stop($pid);
+}
+
+sub _ua {
+    require LWP::UserAgent;
+    return LWP::UserAgent->new(keep_alive => 1, timeout => 30);
+}
+
+sub _url { 'http://' . Apache::TestRequest::hostport() . $_[0] }
+
+# One GET through the front server: (code, origin port, response).
+my $ua;
+sub lb_get {
+    my ($path, @headers) = @_;
+    $ua ||= _ua();
+    my $res = $ua->get(_url($path), @headers);
+    return ($res->code, $res->header('X-Origin-Port') // '-', $res);
+}
+
+# $clients processes GET $path $n times each, at once; returns the list
+# of "CODE PORT" strings, one per request, in no particular order.
+sub parallel_get {
+    my ($clients, $n, $path) = @_;
+    pipe my $rd, my $wr or die "pipe: $!";
+    my @pids;
+    for (1 .. $clients) {
+        my $pid = fork;
+        die "fork: $!" unless defined $pid;
+        if (!$pid) {
+            close $rd;
+            my $u = _ua();
+            my $out = '';
+            for (1 .. $n) {
+                my $res = $u->get(_url(ref $path ? $path->() : $path));
+                $out .= $res->code . ' '
+                      . ($res->header('X-Origin-Port') // '-') . "\n";
+            }
+            syswrite $wr, $out;
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    close $wr;
+    my @lines = map { chomp; $_ } <$rd>;
+    waitpid $_, 0 for @pids;
+    return @lines;
+}
+
+# Waits up to $secs for a new line matching $re in the error log after
+# position $watch (a LogWatch); returns the line or undef.
+sub wait_log {
+    my ($watch, $re, $secs) = @_;
+    my $end = time + ($secs || 5);
+    while (time < $end) {
+        my ($l) = grep { $_ =~ $re } $watch->lines;
+        return $l if $l;
+        select(undef, undef, undef, 0.05);
+    }
+    return undef;
 }
 
 package RcTest::LogWatch;
