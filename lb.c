@@ -41,9 +41,10 @@
  *                rc_bal_report_probe().
  *
  * Pools: configuration (rc_lb_t, members, the handles of the core) in
- * pconf; the segment in the process pool; the prober's pools under the
- * child's pool (created in child_init, used only by the watchdog child);
- * per request state in r->pool.
+ * pconf; the segment in the process pool; the prober's pool under the
+ * child's pool with an allocator of its own (created in child_init, used
+ * only by the watchdog child: its thread pool, and one subpool per probe,
+ * destroyed when the probe ends); per request state in r->pool.
  * Locks: none here; the core's shared state is atomics and robust
  * mutexes inside balancer.c. The prober's busy flags are atomics.
  */
@@ -53,6 +54,7 @@
 #include <apr_optional.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 #include <apr_thread_pool.h>
 #include <httpd.h>
 #include <http_config.h>
@@ -93,7 +95,6 @@ typedef struct {
     const char          *route;     /* sticky route id */
     const char          *note;      /* "NAME/ROUTE" for r->notes */
     /* prober only (the watchdog child) */
-    apr_pool_t          *probe_pool;
     apr_time_t           probe_next;
     apr_uint32_t         probe_busy;
     int                  idx;
@@ -696,6 +697,8 @@ static apr_status_t lb_child_exit(void *data)
 
 static void lb_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    apr_allocator_t *alloc;
+    apr_thread_mutex_t *mx;
     rc_lb_t *first;
     int i, j;
 
@@ -708,16 +711,26 @@ static void lb_child_init(apr_pool_t *pchild, server_rec *s)
     if (!lb_any_health_checks()) {
         return;
     }
-    /* The prober's pools, for whichever child the watchdog elects. */
-    apr_pool_create(&hc_pool, pchild);
+    /* The prober's pool, for whichever child the watchdog elects. Its
+     * threads create and destroy subpools at once: an allocator of its
+     * own, with a mutex (pchild's has none). */
+    if (apr_allocator_create(&alloc) != APR_SUCCESS
+        || apr_thread_mutex_create(&mx, APR_THREAD_MUTEX_DEFAULT, pchild)
+           != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, RCLOGNO(00407)
+                     "health checks: cannot set up their memory");
+        return;
+    }
+    apr_allocator_mutex_set(alloc, mx);
+    apr_pool_create_ex(&hc_pool, pchild, NULL, alloc);
+    apr_allocator_owner_set(alloc, hc_pool);
     apr_pool_tag(hc_pool, "revcache_hc");
     for (i = 0; i < balancers->nelts; i++) {
         rc_lb_t *lb = APR_ARRAY_IDX(balancers, i, rc_lb_t *);
 
-        for (j = 0; lb->hc.uri && j < lb->members->nelts; j++) {
+        for (j = 0; j < lb->members->nelts; j++) {
             rc_lb_member_t *mb = &APR_ARRAY_IDX(lb->members, j,
                                                 rc_lb_member_t);
-            apr_pool_create(&mb->probe_pool, hc_pool);
             mb->probe_next = 0;
             mb->probe_busy = 0;
         }
@@ -1139,11 +1152,15 @@ static void *APR_THREAD_FUNC lb_probe_task(apr_thread_t *t, void *data)
     rc_lb_member_t *mb = data;
     rc_lb_t *lb = mb->lb;
     const char *why = NULL;
+    apr_pool_t *p;
     int ok, ev;
 
     (void)t;
-    apr_pool_clear(mb->probe_pool);
-    ok = lb_probe(lb, mb, mb->probe_pool, &why);
+    if (apr_pool_create(&p, hc_pool) != APR_SUCCESS) {
+        apr_atomic_set32(&mb->probe_busy, 0);
+        return NULL;
+    }
+    ok = lb_probe(lb, mb, p, &why);
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, hc_server, RCLOGNO(00433)
                  "balancer %s: "
                  "probe of %s: %s", lb->name, mb->worker->url,
@@ -1157,6 +1174,7 @@ static void *APR_THREAD_FUNC lb_probe_task(apr_thread_t *t, void *data)
     if (ev) {
         lb_log_events(NULL, hc_server, lb, mb->idx, ev);
     }
+    apr_pool_destroy(p);
     apr_atomic_set32(&mb->probe_busy, 0);
     return NULL;
 }
@@ -1207,7 +1225,11 @@ static apr_status_t lb_hc_tick(int state, void *data, apr_pool_t *p)
                 || apr_atomic_cas32(&mb->probe_busy, 1, 0) != 0) {
                 continue;
             }
-            mb->probe_next = now + lb->hc.interval;
+            /* keep the cadence the 100 ms ticks would round up */
+            mb->probe_next = mb->probe_next && now - mb->probe_next
+                             < lb->hc.interval
+                             ? mb->probe_next + lb->hc.interval
+                             : now + lb->hc.interval;
             if (apr_thread_pool_push(hc_threads, lb_probe_task, mb,
                                      APR_THREAD_TASK_PRIORITY_NORMAL,
                                      NULL) != APR_SUCCESS) {

@@ -152,6 +152,8 @@ sub _server {
     local $SIG{TERM} = sub { $stop = 1 };
     local $SIG{INT}  = sub { $stop = 1 };
     local $SIG{HUP}  = sub { $stop = 1 };
+    my $pause = 0;
+    local $SIG{USR1} = sub { $pause = 1 };    # sent by /pause
     local $SIG{PIPE} = 'IGNORE';
     local $SIG{ALRM} = 'DEFAULT';
     alarm 0;
@@ -162,6 +164,33 @@ sub _server {
 
     while (!$stop) {
         last if getppid() != $caller;
+        if ($pause) {
+            # /pause?s=N: as if stopped for N seconds (connections
+            # refused, open ones closed), then listen again.
+            $pause = 0;
+            my $secs = 1;
+            if (open my $pf, '<', "$log.pause") {
+                $secs = (<$pf> // 1) + 0;
+                close $pf;
+            }
+            my $addr = $ls->sockhost;
+            close $ls;
+            kill 'TERM', keys %kids if %kids;
+            my $until = time + $secs;
+            while (time < $until && !$stop && getppid() == $caller) {
+                select(undef, undef, undef, 0.05);
+            }
+            for (1 .. 100) {
+                $ls = IO::Socket::INET->new(LocalAddr => $addr,
+                    LocalPort => $port, Proto => 'tcp', Listen => 128,
+                    ReuseAddr => 1) and last;
+                select(undef, undef, undef, 0.05);
+            }
+            last unless $ls;
+            $ls->blocking(0);
+            $fd = fileno $ls;
+            next;
+        }
         my $rin = '';
         vec($rin, $fd, 1) = 1;
         my $n = select(my $rout = $rin, undef, undef, 0.2);
@@ -672,6 +701,9 @@ sub _send_pattern {
 #  /conc               ?ms=N: sleeps N ms (default 200) counting how many
 #                      /conc requests this origin serves at once
 #  /conc-max           "CURRENT MAX" of /conc, then MAX = CURRENT
+#  /pause              ?s=N (default 1, fractions ok): after answering, the
+#                      origin stops for N seconds (refuses connections,
+#                      closes the open ones), then serves again
 #  /sleep-then-ok      ?ms=N then 200 "ok\n"
 #  anything else       404 "not found\n"
 #
@@ -687,6 +719,7 @@ my @ROUTES = (
     ['/health'           => \&_h_health],
     ['/conc-max'         => \&_h_conc_max],
     ['/conc'             => \&_h_conc],
+    ['/pause'            => \&_h_pause],
     ['/chunked'          => \&_h_chunked],
     ['/length'           => \&_h_length],
     ['/close-delimited'  => \&_h_close_delimited],
@@ -715,7 +748,8 @@ my @ROUTES = (
     ['/count'            => \&_h_count],
 );
 
-my %UNLOGGED = map { $_ => 1 } qw(/count /reset-log /health-set /conc-max);
+my %UNLOGGED = map { $_ => 1 } qw(/count /reset-log /health-set /conc-max
+                                   /pause);
 
 sub _handle {
     my ($c, $r) = @_;
@@ -830,6 +864,18 @@ sub _h_conc {
 sub _h_conc_max {
     my ($c, $r) = @_;
     _respond($c, $r, body => _conc_update($c, 0, 1) . "\n");
+}
+
+sub _h_pause {
+    my ($c, $r) = @_;
+    my $secs = _qval($r, 's') // 1;
+    $secs = 1 unless $secs =~ /^\d+(?:\.\d+)?$/ && $secs <= 600;
+    if (open my $fh, '>', "$c->{log}.pause") {
+        print {$fh} "$secs\n";
+        close $fh;
+    }
+    _respond($c, $r, body => "pausing $secs s\n", close => 1);
+    kill 'USR1', $c->{server_pid};
 }
 
 sub _h_sleep_then_ok {
