@@ -21,9 +21,10 @@
  *                generation keep their own mapping of the old one).
  *                Children inherit the mapping and the handles on fork;
  *                each claims a process slot on its first pick and frees
- *                it when its pool goes (rc_bal_child_exit). The parent's
- *                monitor hook calls rc_bal_reap() once a second, giving
- *                back what a killed child held.
+ *                it when its pool goes (rc_bal_child_exit). What a killed
+ *                child held is given back by rc_bal_reap(), called once a
+ *                second by the watchdog below and, as a fallback, by the
+ *                parent's monitor hook (which httpd runs only every ~10 s).
  *   per request  rc_lb_exchange(): hash key or sticky cookie -> pick /
  *                acquire (waiting, bounded, while every member is at
  *                max=N) -> rc_proxy_exchange() on that member -> on a
@@ -34,11 +35,15 @@
  *                if nobody calls it, by a cleanup of r->pool.
  *   health       one prober for the whole server: a callback on a
  *                singleton mod_watchdog instance, so exactly one child
- *                (event, worker or prefork alike) runs it. Each due
+ *                (event, worker or prefork alike) runs it (and reaps). Each due
  *                member is probed (plain HTTP/1.1 GET, blocking socket
  *                with the check's timeout) on a small thread pool, one
  *                probe per member at a time; results go to
- *                rc_bal_report_probe().
+ *                rc_bal_report_probe(). When the child running it exits
+ *                (prefork retiring an idle child, MaxConnectionsPerChild),
+ *                mod_watchdog hands the singleton to another child, which
+ *                waits ~10 s before it starts: checks pause meanwhile,
+ *                the members keep the health they had.
  *
  * Pools: configuration (rc_lb_t, members, the handles of the core) in
  * pconf; the segment in the process pool; the prober's pool under the
@@ -584,7 +589,7 @@ static apr_uint64_t lb_layout(void)
     return h;
 }
 
-static apr_status_t lb_hc_tick(int state, void *data, apr_pool_t *p);
+static apr_status_t lb_tick(int state, void *data, apr_pool_t *p);
 
 static int lb_any_health_checks(void)
 {
@@ -663,8 +668,9 @@ static int lb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                  "memory (%s)", n, size, reused ? "kept from before the "
                  "restart" : "new");
 
-    if (lb_any_health_checks()
-        && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+    /* The watchdog singleton reaps (once a second: the parent's monitor
+     * hook only runs every ~10 s) and probes. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *wd_get;
         APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_reg;
         ap_watchdog_t *wd;
@@ -672,17 +678,20 @@ static int lb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         wd_get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
         wd_reg = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
         if (!wd_get || !wd_reg) {
+            if (!lb_any_health_checks()) {
+                return OK;          /* the monitor hook still reaps */
+            }
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RCLOGNO(00404)
                          "RevHealthCheck needs mod_watchdog");
             return !OK;
         }
         rv = wd_get(&wd, RC_LB_WATCHDOG, 0, 1, pconf);
         if (rv == APR_SUCCESS) {
-            rv = wd_reg(wd, AP_WD_TM_SLICE, NULL, lb_hc_tick);
+            rv = wd_reg(wd, AP_WD_TM_SLICE, NULL, lb_tick);
         }
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RCLOGNO(00405)
-                         "cannot set up the health-check watchdog");
+                         "cannot set up the balancers' watchdog");
             return !OK;
         }
     }
@@ -708,6 +717,7 @@ static void lb_child_init(apr_pool_t *pchild, server_rec *s)
     }
     apr_pool_cleanup_register(pchild, first->bal, lb_child_exit,
                               apr_pool_cleanup_null);
+    hc_server = s;
     if (!lb_any_health_checks()) {
         return;
     }
@@ -735,11 +745,12 @@ static void lb_child_init(apr_pool_t *pchild, server_rec *s)
             mb->probe_busy = 0;
         }
     }
-    hc_server = s;
     apr_atomic_set32(&hc_ready, 1);
 }
 
-/* The parent, about once a second: give back what dead children held. */
+/* The parent, when httpd runs its monitor hook (every ~10 s), at most
+ * once a second: give back what dead children held. A fallback for the
+ * watchdog's reaping, e.g. while no child holds the singleton. */
 static int lb_monitor(apr_pool_t *p, server_rec *s)
 {
     static apr_time_t last;
@@ -1179,13 +1190,16 @@ static void *APR_THREAD_FUNC lb_probe_task(apr_thread_t *t, void *data)
     return NULL;
 }
 
-/* Every 100 ms in the one watchdog child: start the probes that are due
- * (one per member at a time) on the prober's thread pool. */
-static apr_status_t lb_hc_tick(int state, void *data, apr_pool_t *p)
+/* Every 100 ms in the one watchdog child: once a second, give back what
+ * dead children held; start the probes that are due (one per member at
+ * a time) on the prober's thread pool. */
+static apr_status_t lb_tick(int state, void *data, apr_pool_t *p)
 {
+    static apr_time_t last_reap;
+    rc_lb_t *first;
     apr_time_t now;
     apr_status_t rv;
-    int i, j;
+    int i, j, n;
 
     (void)data;
     (void)p;
@@ -1196,7 +1210,20 @@ static apr_status_t lb_hc_tick(int state, void *data, apr_pool_t *p)
         }
         return APR_SUCCESS;
     }
-    if (state != AP_WATCHDOG_STATE_RUNNING || !apr_atomic_read32(&hc_ready)) {
+    if (state != AP_WATCHDOG_STATE_RUNNING || !balancers->nelts
+        || !(first = APR_ARRAY_IDX(balancers, 0, rc_lb_t *))->bal) {
+        return APR_SUCCESS;
+    }
+    now = apr_time_now();
+    if (now - last_reap >= apr_time_from_sec(1)) {
+        last_reap = now;
+        if ((n = rc_bal_reap(first->bal)) > 0) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, hc_server, RCLOGNO(00408)
+                         "balancer: took back %d in-flight request(s) of "
+                         "child processes that died", n);
+        }
+    }
+    if (!apr_atomic_read32(&hc_ready)) {
         return APR_SUCCESS;
     }
     if (!hc_threads) {
@@ -1213,7 +1240,6 @@ static apr_status_t lb_hc_tick(int state, void *data, apr_pool_t *p)
                      "health checks run in this process (pid %" APR_PID_T_FMT
                      ")", getpid());
     }
-    now = apr_time_now();
     for (i = 0; i < balancers->nelts; i++) {
         rc_lb_t *lb = APR_ARRAY_IDX(balancers, i, rc_lb_t *);
 
@@ -1279,6 +1305,8 @@ void rc_lb_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(lb_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(lb_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(lb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(lb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* before mod_watchdog's child_init starts the thread that runs
+     * lb_tick() */
+    ap_hook_child_init(lb_child_init, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_monitor(lb_monitor, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -24,7 +24,7 @@ for (1 .. 10) {
 ok(($n{$spare} // 0) == 5 && ($n{$stable} // 0) == 5,
    'both members serve while up');
 
-# Kill the member while 6 clients are hammering the balancer.
+# Kill the member while 6 clients hammer the balancer for 1.5 s.
 my $killer = fork // die;
 if (!$killer) {
     sleep 0.4;
@@ -32,12 +32,12 @@ if (!$killer) {
     POSIX::_exit(0);
 }
 my $t0 = time;
-my @r = parallel_get(6, 60, '/lb/fo/headers');
+my @r = parallel_get(6, 0, '/lb/fo/headers', secs => 1.5);
 waitpid $killer, 0;
 stop_origin($pid);
 my %m;
 $m{$_}++ for @r;
-is scalar(@r), 360, 'every request answered';
+ok @r > 100, scalar(@r) . ' requests answered';
 is scalar(grep { !/^200 / } @r), 0, 'zero failed GETs while the member died'
     or diag join ', ', map { "$_: $m{$_}" } sort keys %m;
 ok(($m{"200 $spare"} // 0) > 0, 'the member served before it died');

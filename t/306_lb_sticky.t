@@ -7,7 +7,7 @@ use Test::More import => ['!plan'];
 use lib 't/lib';
 use RcTest qw(lb_get);
 
-plan tests => 8, need_lwp;
+plan tests => 10, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my %route = (one => $ENV{RC_ORIGIN_PORT}, two => $ENV{RC_ORIGIN2_PORT},
@@ -35,5 +35,14 @@ for my $want (qw(two three)) {
 ($r) = ($res->header('Set-Cookie') // '') =~ /^RCROUTE=(\w+);/;
 ok $code == 200 && $r && $route{$r} eq $port,
    'unknown route: served, and the new cookie names the member';
+
+# status=drain (route in a <Location>): no new sessions, but its sticky
+# clients stay.
+my %d;
+for (1 .. 10) { my ($c, $p) = lb_get('/lb/dr/headers'); $d{"$c $p"}++ }
+is_deeply \%d, { "200 $ENV{RC_ORIGIN2_PORT}" => 10 }, 'drain: new clients never go there';
+%d = ();
+for (1 .. 5) { my ($c, $p) = lb_get('/lb/dr/headers', Cookie => 'RCROUTE=old'); $d{"$c $p"}++ }
+is_deeply \%d, { "200 $ENV{RC_ORIGIN3_PORT}" => 5 }, 'drain: its sticky clients still go there';
 
 ok $log->check, 'no errors or warnings in the log';

@@ -8,9 +8,9 @@ use Test::More import => ['!plan'];
 use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
-use RcTest qw(lb_get wait_log);
+use RcTest qw(lb_get wait_log wait_probes);
 
-plan tests => 11, need_lwp;
+plan tests => 12, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my ($keep, $port) = @ENV{qw(RC_ORIGIN3_PORT RC_ORIGIN4_PORT)};
@@ -38,6 +38,7 @@ my $n = spread();
 ok(($n->{$port} // 0) == 10, 'both members serve');
 
 # Its /health answers 500: down after fails=2 probes, no traffic.
+ok wait_probes($ENV{RC_ORIGIN4_LOG}, 2), 'the prober is running';
 direct('/health-set?code=500');
 my $w = RcTest::LogWatch->new;
 ok wait_log($w, $down, 3), '/health 500: marked down (logged)';

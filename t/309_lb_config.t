@@ -64,6 +64,9 @@ RevProxyPass /api/ balancer://pool/v1/
     </RevBalancer>
     RevProxyPass /o/ balancer://other
     RevProxyPass /p/ balancer://pool/
+    <Location /l/>
+        RevProxyPass balancer://other/sub/
+    </Location>
 </VirtualHost>
 EOF_GOOD
 

@@ -8,9 +8,9 @@ use Test::More import => ['!plan'];
 use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
-use RcTest qw(lb_get wait_log);
+use RcTest qw(lb_get wait_log wait_probes);
 
-plan tests => 6, need_lwp;
+plan tests => 7, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my ($keep, $port) = @ENV{qw(RC_ORIGIN3_PORT RC_ORIGIN4_PORT)};
@@ -32,6 +32,7 @@ sub spread {
     return \%n;
 }
 
+ok wait_probes($ENV{RC_ORIGIN4_LOG}, 2), 'the prober is running';
 direct('/health-set?code=500');
 ok wait_log($log, qr/RC00412: balancer hc: member \S+:$port marked down/, 3),
    'member marked down before the restart';

@@ -19,7 +19,7 @@ use Apache::TestUtil ();
 
 our @EXPORT_OK = qw(origin_port origin_count origin_log raw raw_port
                     front_port spawn_origin stop_origin lb_get parallel_get
-                    wait_log);
+                    wait_log wait_probes);
 
 sub origin_port { $ENV{RC_ORIGIN_PORT} }
 
@@ -121,10 +121,12 @@ sub lb_get {
     return ($res->code, $res->header('X-Origin-Port') // '-', $res);
 }
 
-# $clients processes GET $path $n times each, at once; returns the list
-# of "CODE PORT" strings, one per request, in no particular order.
+# $clients processes GET $path $n times each, at once (with secs => S:
+# as many times as they can for S seconds); returns the list of
+# "CODE PORT" strings, one per request, in no particular order.
 sub parallel_get {
-    my ($clients, $n, $path) = @_;
+    my ($clients, $n, $path, %o) = @_;
+    my $end = time + ($o{secs} || 0);
     pipe my $rd, my $wr or die "pipe: $!";
     my @pids;
     for (1 .. $clients) {
@@ -134,7 +136,7 @@ sub parallel_get {
             close $rd;
             my $u = _ua();
             my $out = '';
-            for (1 .. $n) {
+            for (my $i = 0; $o{secs} ? time < $end : $i < $n; $i++) {
                 my $res = $u->get(_url(ref $path ? $path->() : $path));
                 $out .= $res->code . ' '
                       . ($res->header('X-Origin-Port') // '-') . "\n";
@@ -161,6 +163,25 @@ sub wait_log {
         select(undef, undef, undef, 0.05);
     }
     return undef;
+}
+
+# Waits (up to $secs, default 15) until the health-check prober has sent
+# $n more probes to the origin that logs to $log. mod_watchdog hands the
+# singleton to another child ~10 s after the one running it exits (e.g.
+# prefork retiring an idle child), so a test first makes sure it runs.
+sub wait_probes {
+    my ($log, $n, $secs) = @_;
+    my $count = sub {
+        open my $fh, '<', $log or return 0;
+        return scalar grep { m{uri=/health } } <$fh>;
+    };
+    my $start = $count->();
+    my $end = time + ($secs || 15);
+    while (time < $end) {
+        return 1 if $count->() >= $start + ($n || 1);
+        select(undef, undef, undef, 0.05);
+    }
+    return 0;
 }
 
 package RcTest::LogWatch;
