@@ -10,7 +10,7 @@ use Digest::MD5 qw(md5_hex);
 use lib 't/lib';
 use RcTest qw(raw origin_count);
 
-plan tests => 47, need_lwp;
+plan tests => 49, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $res;
@@ -31,6 +31,13 @@ like $res->content, qr{^GET /echo/enc-prefix HTTP}, 'encoded prefix matched afte
 # Normalised away "./" and "//": the normalised remainder is forwarded.
 my $raw = raw("GET /o/echo/./n//m/x/../y HTTP/1.0\r\n\r\n");
 like $raw, qr{GET /echo/n/m/y HTTP/1\.1}, 'normalised path forwarded';
+
+# Encoded dot-segments cannot climb out of the route's base path: the
+# normalised form is forwarded, never the raw one.
+$raw = raw("GET /o/echo/%2e%2e/echo/x HTTP/1.0\r\n\r\n");
+like $raw, qr{GET /echo/x HTTP/1\.1}, 'encoded ../ resolved before forwarding';
+$raw = raw("GET /o/echo/a/%2E%2e/b HTTP/1.0\r\n\r\n");
+like $raw, qr{GET /echo/b HTTP/1\.1}, 'mixed-case encoded ../ resolved before forwarding';
 
 # Longest prefix wins; "!" excludes; a prefix without a trailing slash
 # matches whole segments only.
