@@ -653,6 +653,11 @@ static void test_chunk_simple(void **state)
 static void test_chunk_refused(void **state)
 {
     (void)state;
+    /* After whitespace, only ';' or the end of the line: "5 6" and
+     * "5 junk" are not sizes. */
+    assert_chunk_refused("5 6\r\nhello\r\n0\r\n\r\n");
+    assert_chunk_refused("5 junk\r\nhello\r\n0\r\n\r\n");
+    assert_chunk_decodes("5 \r\nhello\r\n0\t\r\n\r\n", "hello");
     /* Missing CRLF after data. */
     assert_chunk_refused("5\r\nhelloX\r\n0\r\n\r\n");
     assert_chunk_refused("5\r\nhello\rX\n0\r\n\r\n");
