@@ -937,6 +937,10 @@ static int lb_choose(rc_lb_t *lb, rc_lb_req_t *st, const char *key,
 static int lb_unavailable(request_rec *r, rc_lb_t *lb, int why,
                           rc_exchange_t *x)
 {
+    if (!apr_table_get(r->notes, "revcache-backend")) {
+        apr_table_setn(r->notes, "revcache-backend",
+                       apr_pstrcat(r->pool, "balancer://", lb->name, NULL));
+    }
     memset(x, 0, sizeof(*x));
     x->outcome = RC_OUT_CONNECT;
     x->http_status = HTTP_SERVICE_UNAVAILABLE;
