@@ -104,6 +104,7 @@ void *rc_create_dir_conf(apr_pool_t *p, char *dir)
 
     (void)dir;
     dc->reverse = apr_array_make(p, 1, sizeof(rc_reverse_map_t));
+    dc->cache = rc_cache_dconf_create(p);
     return dc;
 }
 
@@ -114,6 +115,7 @@ void *rc_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     dc->route = add->route ? add->route : base->route;
     dc->reverse = apr_array_append(p, add->reverse, base->reverse);
+    dc->cache = rc_cache_dconf_merge(p, base->cache, add->cache);
     return dc;
 }
 
@@ -513,5 +515,6 @@ const command_rec rc_cmds[] = {
                   "idle connections kept per backend per child process"),
     AP_INIT_TAKE1("RevProxyPoolIdleTimeout", cmd_pool_idle_ttl, NULL,
                   RSRC_CONF, "how long an idle backend connection is kept"),
+    RC_CACHE_CMDS,
     { NULL }
 };

@@ -224,7 +224,7 @@ static int rc_translate_name(request_rec *r)
     if (!rt || rt->exclude) {
         return DECLINED;
     }
-    m = apr_palloc(r->pool, sizeof(*m));
+    m = apr_pcalloc(r->pool, sizeof(*m));
     m->route = rt;
     m->backend_path = join_path(r->pool, rt->worker->base_path,
                                 raw_remainder(r, rt), rt);
@@ -312,6 +312,9 @@ static int rc_handler(request_rec *r)
                       "route matches it", r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (rc_cache_enabled(r)) {
+        return rc_cache_handle(r, m);
+    }
     return rc_route_forward(r, m);
 }
 
@@ -327,6 +330,7 @@ static void rc_register_hooks(apr_pool_t *p)
                            APR_HOOK_FIRST);
     ap_hook_map_to_storage(rc_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(rc_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    rc_cache_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(revcache) = {
