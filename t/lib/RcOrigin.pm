@@ -674,7 +674,8 @@ sub _send_pattern {
 #                      ms=N delay first; etag=1 (ETag "NAME-<ver>",
 #                      ver=V, default 1) and/or lm=EPOCH (Last-Modified):
 #                      a matching If-None-Match (else If-Modified-Since)
-#                      gets 304; echo=Header appends the request's value;
+#                      gets 304; cc=V / cc304=V: Cache-Control of 200s /
+#                      of 304s; echo=Header appends the request's value;
 #                      after=K&then=reset|hang|NNN: from request K+1 on,
 #                      RST without answer, sleep hangms (5000) and close,
 #                      or status NNN (no ?h= headers)
@@ -1031,6 +1032,8 @@ sub _h_ctr {
         my $t = _parse_httpdate($ims);
         $not_modified = defined $t && $t >= $lm;
     }
+    my $cc = _qval($r, $not_modified ? 'cc304' : 'cc');
+    push @extra, ['Cache-Control', $cc] if defined $cc;
     if ($not_modified) {
         return _respond($c, $r, code => 304, extra => \@extra);
     }
