@@ -463,6 +463,11 @@ void rc_cache_refresh(rc_cache_req_t *q)
     int validating, proto = r->proto_num, rv;
 
     validating = rc_rules_revalidate_headers(hdrs, e->headers) > 0;
+    /* The client's response is gone: start from an empty one (its
+     * header filter merged err_headers_out into headers_out). */
+    apr_table_clear(r->headers_out);
+    apr_table_clear(r->err_headers_out);
+    r->content_type = NULL;
     req_time = apr_time_now();
     r->proto_num = HTTP_VERSION(1, 0);     /* relay no interim response */
     rv = exchange(q, hdrs, &x, &w);
