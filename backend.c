@@ -354,6 +354,10 @@ apr_status_t rc_conn_read_head(rc_conn_t *conn, apr_pool_t *p,
     apr_size_t hend;
     apr_status_t rv;
 
+    /* From here until a body is started and read, the connection is in
+     * the middle of a response: a failure below must not let release()
+     * pool it (a late answer would be read by the next request). */
+    conn->body_done = 0;
     *got_bytes = conn->end > conn->pos;
     for (;;) {
         hend = rc_http_head_end(conn->buf + conn->pos,
@@ -382,7 +386,6 @@ apr_status_t rc_conn_read_head(rc_conn_t *conn, apr_pool_t *p,
     rv = rc_http_parse_head(p, conn->buf + conn->pos, hend, limits, head,
                             err);
     conn->pos += hend;
-    conn->body_done = 0;
     return rv;
 }
 

@@ -105,7 +105,7 @@ const char *rc_hdr_reverse_map(apr_pool_t *p, const char *value,
     for (i = 0; i < nmaps; i++) {
         const char *be = maps[i].backend;
         apr_size_t olen = origin_len(be), blen = strlen(be);
-        const char *rest;
+        const char *rest, *sep;
 
         /* Origin case-insensitive, path case-sensitive. */
         if (!olen || strncasecmp(value, be, olen) != 0
@@ -117,9 +117,10 @@ const char *rc_hdr_reverse_map(apr_pool_t *p, const char *value,
             && *rest != '#') {
             continue;    /* "/b" must not match "/bc" */
         }
-        return apr_pstrcat(p, front_base, maps[i].front,
-                           join_slash(maps[i].front, be, blen, &rest),
-                           rest, NULL);
+        /* join_slash() may advance rest: call it before rest is read
+         * (argument evaluation order is unspecified). */
+        sep = join_slash(maps[i].front, be, blen, &rest);
+        return apr_pstrcat(p, front_base, maps[i].front, sep, rest, NULL);
     }
     return value;
 }

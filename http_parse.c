@@ -301,6 +301,7 @@ enum {
     CH_SIZE = 0,     /* reading hex digits of a chunk size */
     CH_EXT,          /* skipping chunk extensions to the end of line */
     CH_SIZE_LF,      /* after the CR that ends a chunk-size line */
+    CH_SIZE_WS,      /* whitespace after the size: only ';' or EOL next */
     CH_DATA,         /* inside chunk data */
     CH_DATA_CR,      /* expecting CR (or LF) after chunk data */
     CH_DATA_LF,      /* expecting LF after chunk data */
@@ -374,8 +375,11 @@ apr_status_t rc_chunk_decode(rc_chunk_t *ch, const char *in,
                 ch->remaining = ch->remaining * 16 + h;
                 ch->digits++;
             }
-            else if (c == ';' || c == ' ' || c == '\t') {
+            else if (c == ';') {
                 ch->state = CH_EXT;
+            }
+            else if (c == ' ' || c == '\t') {
+                ch->state = CH_SIZE_WS;
             }
             else if (c == '\r') {
                 ch->state = CH_SIZE_LF;
@@ -407,6 +411,31 @@ apr_status_t rc_chunk_decode(rc_chunk_t *ch, const char *in,
             }
             else if ((c < 0x20 && c != '\t') || c == 0x7f) {
                 *err = "control character in chunk extension";
+                return APR_EGENERAL;
+            }
+            i++;
+            break;
+        case CH_SIZE_WS:
+            /* RFC 9112 7.1.1: BWS may precede ";" of an extension; "5 6"
+             * or "5 junk" is not a size and would be read differently by
+             * another parser. */
+            if (++ch->line_bytes > RC_CHUNK_LINE_MAX) {
+                *err = "chunk size line too long";
+                return APR_EGENERAL;
+            }
+            if (c == ';') {
+                ch->state = CH_EXT;
+            }
+            else if (c == '\r') {
+                ch->state = CH_SIZE_LF;
+            }
+            else if (c == '\n') {
+                if (end_size_line(ch, err)) {
+                    return APR_EGENERAL;
+                }
+            }
+            else if (c != ' ' && c != '\t') {
+                *err = "bad character after chunk size";
                 return APR_EGENERAL;
             }
             i++;

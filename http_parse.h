@@ -103,7 +103,7 @@ int rc_chunk_done(const rc_chunk_t *ch);
  * *consumed each time, until the input is used up or rc_chunk_done().
  *
  * Example: "5\r\nhello\r\n0\r\n\r\n" gives, over successive calls,
- * data "hello" (consumed 8), then data_len 0 with done (consumed 9).
+ * data "hello" (consumed 8), then data_len 0 with done (consumed 7).
  *
  * Chunk extensions are skipped; trailer fields are discarded. Refuses
  * bad hex, sizes over 2^62, a missing CRLF after data, and size lines or

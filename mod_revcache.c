@@ -140,19 +140,33 @@ static const char *raw_path(request_rec *r)
 }
 
 /* Would a backend normalise this path to something else ("//", "./",
- * "../")? Then we forward the form httpd checked, not the raw one. */
-static int needs_normalising(const char *p)
+ * "../")? Looks through percent-encoding, since a backend that decodes
+ * "%2e%2e" before resolving dot-segments would climb out of the route's
+ * base path. */
+static int needs_normalising(apr_pool_t *p, const char *raw)
 {
+    char *d = apr_pstrdup(p, raw), *o = d;
     const char *s;
 
-    for (s = p; *s; s++) {
+    for (s = raw; *s; s++) {
+        if (*s == '%' && apr_isxdigit(s[1]) && apr_isxdigit(s[2])) {
+            char hex[3] = { s[1], s[2], 0 };
+            *o++ = (char)strtol(hex, NULL, 16);
+            s += 2;
+        }
+        else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+    for (s = d; *s; s++) {
         if (*s == '/' && (s[1] == '/' || (s[1] == '.' && (!s[2]
             || s[2] == '/' || (s[2] == '.' && (!s[3] || s[3] == '/')))))) {
             return 1;
         }
     }
-    return p[0] == '.' && (!p[1] || p[1] == '/'
-                           || (p[1] == '.' && (!p[2] || p[2] == '/')));
+    return d[0] == '.' && (!d[1] || d[1] == '/'
+                           || (d[1] == '.' && (!d[2] || d[2] == '/')));
 }
 
 /*
@@ -185,11 +199,16 @@ static const char *raw_remainder(request_rec *r, const rc_route_t *rt)
             break;
         }
         if (j == rt->prefix_len) {
-            if (needs_normalising(raw + i)) {
+            if (needs_normalising(r->pool, raw + i)) {
                 break;
             }
             return raw + i;
         }
+    }
+    /* r->uri holds dot-segments only when httpd decoded encoded slashes
+     * after normalising (AllowEncodedSlashes On): refuse, never guess. */
+    if (needs_normalising(r->pool, r->uri + rt->prefix_len)) {
+        return NULL;
     }
     return ap_os_escape_path(r->pool, r->uri + rt->prefix_len, 0);
 }
@@ -215,6 +234,7 @@ static const char *join_path(apr_pool_t *p, const char *base,
 static int rc_translate_name(request_rec *r)
 {
     const rc_route_t *rt;
+    const char *rest;
     rc_match_t *m;
 
     if (r->proxyreq != PROXYREQ_NONE || !r->uri || r->uri[0] != '/') {
@@ -224,10 +244,15 @@ static int rc_translate_name(request_rec *r)
     if (!rt || rt->exclude) {
         return DECLINED;
     }
+    if (!(rest = raw_remainder(r, rt))) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RCLOGNO(00105)
+                      "refusing %s: its path would leave the route's base "
+                      "path after decoding", r->uri);
+        return HTTP_BAD_REQUEST;
+    }
     m = apr_pcalloc(r->pool, sizeof(*m));
     m->route = rt;
-    m->backend_path = join_path(r->pool, rt->worker->base_path,
-                                raw_remainder(r, rt), rt);
+    m->backend_path = join_path(r->pool, rt->worker->base_path, rest, rt);
     if (r->args) {
         m->backend_path = apr_pstrcat(r->pool, m->backend_path, "?",
                                       r->args, NULL);

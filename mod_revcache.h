@@ -25,7 +25,7 @@
 
 /* Defaults, applied late by the accessors in config.c. */
 #define RC_DEF_CONNECT_TIMEOUT  apr_time_from_sec(5)
-#define RC_DEF_IDLE_TTL         apr_time_from_sec(30)
+#define RC_DEF_IDLE_TTL         apr_time_from_sec(4)  /* < httpd's 5s */
 #define RC_DEF_BUFFER_SIZE      (64 * 1024)
 #define RC_DEF_MAX_HEAD_BYTES   (64 * 1024)
 #define RC_DEF_MAX_FIELDS       200

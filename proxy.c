@@ -151,6 +151,10 @@ static const char *build_head(request_rec *r, const rc_worker_t *w,
     else if (body == BODY_CHUNKED) {
         put(&hb, "Transfer-Encoding: chunked\r\n");
     }
+    else if (apr_table_get(r->headers_in, "Content-Length")) {
+        /* An empty POST still says so: some backends insist (411). */
+        put(&hb, "Content-Length: 0\r\n");
+    }
     if (!w->keepalive) {
         put(&hb, "Connection: close\r\n");
     }

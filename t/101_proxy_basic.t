@@ -10,7 +10,7 @@ use Digest::MD5 qw(md5_hex);
 use lib 't/lib';
 use RcTest qw(raw origin_count);
 
-plan tests => 46, need_lwp;
+plan tests => 49, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $res;
@@ -31,6 +31,13 @@ like $res->content, qr{^GET /echo/enc-prefix HTTP}, 'encoded prefix matched afte
 # Normalised away "./" and "//": the normalised remainder is forwarded.
 my $raw = raw("GET /o/echo/./n//m/x/../y HTTP/1.0\r\n\r\n");
 like $raw, qr{GET /echo/n/m/y HTTP/1\.1}, 'normalised path forwarded';
+
+# Encoded dot-segments cannot climb out of the route's base path: the
+# normalised form is forwarded, never the raw one.
+$raw = raw("GET /o/echo/%2e%2e/echo/x HTTP/1.0\r\n\r\n");
+like $raw, qr{GET /echo/x HTTP/1\.1}, 'encoded ../ resolved before forwarding';
+$raw = raw("GET /o/echo/a/%2E%2e/b HTTP/1.0\r\n\r\n");
+like $raw, qr{GET /echo/b HTTP/1\.1}, 'mixed-case encoded ../ resolved before forwarding';
 
 # Longest prefix wins; "!" excludes; a prefix without a trailing slash
 # matches whole segments only.
@@ -71,6 +78,8 @@ is length(($res->content =~ /\n--body--\n(.*)\z/s)[0]), 300000, 'whole body arri
 ($raw) = raw("POST /o/echo/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
 like $raw, qr{Transfer-Encoding: chunked\r\n}, 'chunked request body forwarded chunked';
 like $raw, qr{--body--\nhello world\z}, 'chunked request body decoded by the origin';
+($raw) = raw("POST /o/echo/empty HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+like $raw, qr{\r\nContent-Length: 0\r\n.*--body--\n\z}s, 'empty POST keeps Content-Length: 0';
 # Expect: 100-continue is answered by httpd before we read the body.
 ($raw) = raw("PUT /o/echo/expect HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n", until => qr/100 Continue\r\n\r\n/);
 like $raw, qr{^HTTP/1\.1 100 Continue\r\n\r\n}, '100 Continue before the body';

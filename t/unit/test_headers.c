@@ -1,0 +1,440 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * test_headers.c -- unit tests of headers.c: hop-by-hop stripping (the
+ * fixed names in any case, fields named by Connection, end-to-end fields
+ * kept), RevProxyPassReverse rewriting (prefix, query, case rules, path
+ * boundaries, every trailing-slash combination, first match wins,
+ * unchanged values returned as is), and list appending.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include <apr_general.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "headers.h"
+
+static apr_pool_t *pool;
+
+#define FRONT "https://www.example.com"
+
+static const char *const fixed[] = {
+    "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding",
+    "Upgrade", "Proxy-Connection", "Proxy-Authorization",
+    "Proxy-Authenticate", NULL
+};
+
+/* Counts the fields called name (any case). */
+static int count_cb(void *baton, const char *key, const char *value)
+{
+    (void)key;
+    (void)value;
+    ++*(int *)baton;
+    return 1;
+}
+
+static int count(apr_table_t *t, const char *name)
+{
+    int n = 0;
+
+    apr_table_do(count_cb, &n, t, name, NULL);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hop-by-hop                                                            */
+
+static void test_is_hop_by_hop(void **state)
+{
+    int i;
+
+    (void)state;
+    for (i = 0; fixed[i]; i++) {
+        char *lower = apr_pstrdup(pool, fixed[i]);
+        char *upper = apr_pstrdup(pool, fixed[i]);
+        char *p;
+
+        for (p = lower; *p; p++) {
+            *p = (char)apr_tolower(*p);
+        }
+        for (p = upper; *p; p++) {
+            *p = (char)apr_toupper(*p);
+        }
+        assert_true(rc_hdr_is_hop_by_hop(fixed[i]));
+        assert_true(rc_hdr_is_hop_by_hop(lower));
+        assert_true(rc_hdr_is_hop_by_hop(upper));
+    }
+    assert_false(rc_hdr_is_hop_by_hop("Host"));
+    assert_false(rc_hdr_is_hop_by_hop("Content-Length"));
+    assert_false(rc_hdr_is_hop_by_hop("Connections"));
+    assert_false(rc_hdr_is_hop_by_hop("Keep"));
+    assert_false(rc_hdr_is_hop_by_hop("TEx"));
+    assert_false(rc_hdr_is_hop_by_hop(""));
+    assert_false(rc_hdr_is_hop_by_hop("Trailers"));
+}
+
+static void test_strip_fixed(void **state)
+{
+    int i;
+
+    (void)state;
+    /* Each fixed name alone, in three spellings, with end-to-end fields
+     * around it that must survive. */
+    for (i = 0; fixed[i]; i++) {
+        int v;
+
+        for (v = 0; v < 3; v++) {
+            apr_table_t *t = apr_table_make(pool, 8);
+            char *name = apr_pstrdup(pool, fixed[i]);
+            char *p;
+
+            for (p = name; *p && v; p++) {
+                *p = (char)(v == 1 ? apr_tolower(*p) : apr_toupper(*p));
+            }
+            apr_table_add(t, "Content-Type", "text/plain");
+            apr_table_add(t, name, "x");
+            apr_table_add(t, "Cache-Control", "max-age=5");
+            apr_table_add(t, name, "y");
+            rc_hdr_strip_hop_by_hop(t);
+            assert_int_equal(count(t, fixed[i]), 0);
+            assert_int_equal(apr_table_elts(t)->nelts, 2);
+            assert_string_equal(apr_table_get(t, "Content-Type"),
+                                "text/plain");
+            assert_string_equal(apr_table_get(t, "Cache-Control"),
+                                "max-age=5");
+        }
+    }
+}
+
+static void test_strip_connection_named(void **state)
+{
+    apr_table_t *t = apr_table_make(pool, 16);
+    const apr_array_header_t *arr;
+    const apr_table_entry_t *e;
+
+    (void)state;
+    apr_table_add(t, "Date", "Mon, 01 Jan 2024 00:00:00 GMT");
+    apr_table_add(t, "Connection", "close, X-Foo");
+    apr_table_add(t, "X-Foo", "1");
+    apr_table_add(t, "x-bar", "2");
+    apr_table_add(t, "X-Baz", "3");
+    apr_table_add(t, "X-Qux", "4");
+    apr_table_add(t, "X-Keep", "5");
+    apr_table_add(t, "connection", " X-BAR ,,\tx-baz ");
+    apr_table_add(t, "CONNECTION", "X-Qux");
+    apr_table_add(t, "Keep-Alive", "timeout=5");
+    apr_table_add(t, "ETag", "\"abc\"");
+    apr_table_add(t, "Set-Cookie", "a=1");
+    apr_table_add(t, "Set-Cookie", "b=2");
+    rc_hdr_strip_hop_by_hop(t);
+
+    assert_null(apr_table_get(t, "Connection"));
+    assert_null(apr_table_get(t, "Keep-Alive"));
+    assert_null(apr_table_get(t, "X-Foo"));
+    assert_null(apr_table_get(t, "X-Bar"));
+    assert_null(apr_table_get(t, "X-Baz"));
+    assert_null(apr_table_get(t, "X-Qux"));
+    /* End-to-end fields kept, in order, duplicates too. */
+    arr = apr_table_elts(t);
+    e = (const apr_table_entry_t *)arr->elts;
+    assert_int_equal(arr->nelts, 5);
+    assert_string_equal(e[0].key, "Date");
+    assert_string_equal(e[1].key, "X-Keep");
+    assert_string_equal(e[1].val, "5");
+    assert_string_equal(e[2].key, "ETag");
+    assert_string_equal(e[3].val, "a=1");
+    assert_string_equal(e[4].val, "b=2");
+
+    /* Connection may name an end-to-end field: it goes too. */
+    t = apr_table_make(pool, 4);
+    apr_table_add(t, "Connection", "Cache-Control");
+    apr_table_add(t, "Cache-Control", "no-cache");
+    apr_table_add(t, "Vary", "Accept");
+    rc_hdr_strip_hop_by_hop(t);
+    assert_null(apr_table_get(t, "Cache-Control"));
+    assert_string_equal(apr_table_get(t, "Vary"), "Accept");
+    assert_int_equal(apr_table_elts(t)->nelts, 1);
+
+    /* Nothing to strip: untouched. */
+    t = apr_table_make(pool, 4);
+    apr_table_add(t, "A", "1");
+    apr_table_add(t, "B", "2");
+    rc_hdr_strip_hop_by_hop(t);
+    assert_int_equal(apr_table_elts(t)->nelts, 2);
+
+    /* Empty table, empty Connection. */
+    t = apr_table_make(pool, 4);
+    rc_hdr_strip_hop_by_hop(t);
+    assert_int_equal(apr_table_elts(t)->nelts, 0);
+    apr_table_add(t, "Connection", "");
+    apr_table_add(t, "Connection", " , ");
+    apr_table_add(t, "X", "1");
+    rc_hdr_strip_hop_by_hop(t);
+    assert_int_equal(apr_table_elts(t)->nelts, 1);
+    assert_string_equal(apr_table_get(t, "X"), "1");
+}
+
+/* ------------------------------------------------------------------ */
+/* Reverse mapping                                                       */
+
+static const char *rmap1(const char *value, const char *be,
+                         const char *front)
+{
+    rc_reverse_map_t m;
+
+    m.backend = be;
+    m.front = front;
+    return rc_hdr_reverse_map(pool, value, &m, 1, FRONT);
+}
+
+static void test_reverse_basic(void **state)
+{
+    const char *be = "http://127.0.0.1:8081/b/";
+    const char *v;
+
+    (void)state;
+    assert_string_equal(rmap1("http://127.0.0.1:8081/b/x", be, "/app/"),
+                        FRONT "/app/x");
+    assert_string_equal(rmap1("http://127.0.0.1:8081/b/x?y=1&z", be,
+                              "/app/"), FRONT "/app/x?y=1&z");
+    assert_string_equal(rmap1("http://127.0.0.1:8081/b/x/y/z#f", be,
+                              "/app/"), FRONT "/app/x/y/z#f");
+    assert_string_equal(rmap1("http://127.0.0.1:8081/b/", be, "/app/"),
+                        FRONT "/app/");
+    /* Scheme and host compare case-insensitively. */
+    assert_string_equal(rmap1("HTTP://127.0.0.1:8081/b/x", be, "/app/"),
+                        FRONT "/app/x");
+    assert_string_equal(rmap1("http://Backend.Example:8081/b/x",
+                              "http://backend.example:8081/b/", "/app/"),
+                        FRONT "/app/x");
+    /* Path compares case-sensitively. */
+    v = "http://127.0.0.1:8081/B/x";
+    assert_ptr_equal(rmap1(v, be, "/app/"), v);
+    /* Other host, port, scheme, or path: unchanged, same pointer. */
+    v = "http://127.0.0.1:8082/b/x";
+    assert_ptr_equal(rmap1(v, be, "/app/"), v);
+    v = "http://127.0.0.1:808/b/x";
+    assert_ptr_equal(rmap1(v, be, "/app/"), v);
+    v = "https://127.0.0.1:8081/b/x";
+    assert_ptr_equal(rmap1(v, be, "/app/"), v);
+    v = "http://127.0.0.1:8081/c/x";
+    assert_ptr_equal(rmap1(v, be, "/app/"), v);
+    v = "/b/x";
+    assert_ptr_equal(rmap1(v, be, "/app/"), v);
+    v = "";
+    assert_ptr_equal(rmap1(v, be, "/app/"), v);
+    v = "http://127.0.0.1:8081";
+    assert_ptr_equal(rmap1(v, be, "/app/"), v);
+    /* Backend without "://": never matches. */
+    v = "127.0.0.1:8081/b/x";
+    assert_ptr_equal(rmap1(v, "127.0.0.1:8081/b/", "/app/"), v);
+    /* No maps at all. */
+    assert_ptr_equal(rc_hdr_reverse_map(pool, v, NULL, 0, FRONT), v);
+}
+
+/* "/b" must not match "/bc", nor a host "h" match "hx". */
+static void test_reverse_boundaries(void **state)
+{
+    const char *v;
+
+    (void)state;
+    v = "http://h/bc";
+    assert_ptr_equal(rmap1(v, "http://h/b", "/app"), v);
+    v = "http://h/bc/x";
+    assert_ptr_equal(rmap1(v, "http://h/b", "/app"), v);
+    v = "http://h/b.x";
+    assert_ptr_equal(rmap1(v, "http://h/b", "/app"), v);
+    assert_string_equal(rmap1("http://h/b", "http://h/b", "/app"),
+                        FRONT "/app");
+    assert_string_equal(rmap1("http://h/b/c", "http://h/b", "/app"),
+                        FRONT "/app/c");
+    assert_string_equal(rmap1("http://h/b?q", "http://h/b", "/app"),
+                        FRONT "/app?q");
+    assert_string_equal(rmap1("http://h/b#f", "http://h/b", "/app"),
+                        FRONT "/app#f");
+    /* Backend with no path at all. */
+    v = "http://hx/y";
+    assert_ptr_equal(rmap1(v, "http://h", "/app/"), v);
+    v = "http://h:8080/y";
+    assert_ptr_equal(rmap1(v, "http://h", "/app/"), v);
+    v = "http://h.evil.example/y";
+    assert_ptr_equal(rmap1(v, "http://h", "/app/"), v);
+    v = "http://h@evil.example/y";
+    assert_ptr_equal(rmap1(v, "http://h", "/app/"), v);
+    assert_string_equal(rmap1("http://h/y", "http://h", "/app/"),
+                        FRONT "/app/y");
+    assert_string_equal(rmap1("http://h", "http://h", "/app/"),
+                        FRONT "/app/");
+    assert_string_equal(rmap1("http://h?q", "http://h", "/app"),
+                        FRONT "/app?q");
+    /* Host prefix of a longer host, with a port. */
+    v = "http://127.0.0.1:80810/b/x";
+    assert_ptr_equal(rmap1(v, "http://127.0.0.1:8081/b/", "/app/"), v);
+}
+
+/* Exactly one "/" between front prefix and rest, whichever side has it. */
+static void test_reverse_slashes(void **state)
+{
+    static const char *const bes[] = { "http://h/b/", "http://h/b" };
+    static const char *const fronts[] = { "/app/", "/app" };
+    int i, j;
+
+    (void)state;
+    for (i = 0; i < 2; i++) {
+        for (j = 0; j < 2; j++) {
+            assert_string_equal(rmap1("http://h/b/x", bes[i], fronts[j]),
+                                FRONT "/app/x");
+            assert_string_equal(rmap1("http://h/b/x/y?z=/", bes[i],
+                                      fronts[j]), FRONT "/app/x/y?z=/");
+            assert_string_equal(rmap1("http://h/b/", bes[i], fronts[j]),
+                                FRONT "/app/");
+        }
+    }
+    /* Root on either side. */
+    assert_string_equal(rmap1("http://h/x", "http://h/", "/"), FRONT "/x");
+    assert_string_equal(rmap1("http://h/", "http://h/", "/"), FRONT "/");
+    assert_string_equal(rmap1("http://h/b/x", "http://h/b/", "/"),
+                        FRONT "/x");
+    assert_string_equal(rmap1("http://h/b/x", "http://h/b", "/"),
+                        FRONT "/x");
+    assert_string_equal(rmap1("http://h/x", "http://h/", "/app/"),
+                        FRONT "/app/x");
+    assert_string_equal(rmap1("http://h/x", "http://h/", "/app"),
+                        FRONT "/app/x");
+    /* A front base that is empty (relative rewriting). */
+    {
+        rc_reverse_map_t m = { "http://h/b/", "/app/" };
+
+        assert_string_equal(rc_hdr_reverse_map(pool, "http://h/b/x", &m, 1,
+                                               ""), "/app/x");
+    }
+}
+
+static void test_reverse_first_match(void **state)
+{
+    rc_reverse_map_t maps[] = {
+        { "http://h/b/c/", "/deep/" },
+        { "http://h/b/", "/shallow/" },
+        { "http://h/b/", "/never/" },
+        { "http://other:81/", "/o/" },
+    };
+    const char *v;
+
+    (void)state;
+    assert_string_equal(rc_hdr_reverse_map(pool, "http://h/b/c/x", maps, 4,
+                                           FRONT), FRONT "/deep/x");
+    assert_string_equal(rc_hdr_reverse_map(pool, "http://h/b/d", maps, 4,
+                                           FRONT), FRONT "/shallow/d");
+    assert_string_equal(rc_hdr_reverse_map(pool, "http://OTHER:81/z", maps,
+                                           4, FRONT), FRONT "/o/z");
+    /* Order matters: a broader map first shadows the deeper one. */
+    assert_string_equal(rc_hdr_reverse_map(pool, "http://h/b/c/x", maps + 1,
+                                           3, FRONT), FRONT "/shallow/c/x");
+    v = "http://nowhere/b/c/x";
+    assert_ptr_equal(rc_hdr_reverse_map(pool, v, maps, 4, FRONT), v);
+    /* nmaps limits the search. */
+    v = "http://other:81/z";
+    assert_ptr_equal(rc_hdr_reverse_map(pool, v, maps, 3, FRONT), v);
+}
+
+/* Compares two comma-separated lists element by element, ignoring the
+ * optional whitespace around commas (apr_table_getm() joins with ","). */
+static void list_equal(const char *got, const char *want, const char *file,
+                       int line)
+{
+    char *g = apr_pstrdup(pool, got), *w = apr_pstrdup(pool, want);
+    char *gs, *ws, *gt, *wt;
+
+    gt = apr_strtok(g, ",", &gs);
+    wt = apr_strtok(w, ",", &ws);
+    while (gt && wt) {
+        apr_collapse_spaces(gt, gt);
+        apr_collapse_spaces(wt, wt);
+        if (strcmp(gt, wt) != 0) {
+            break;
+        }
+        gt = apr_strtok(NULL, ",", &gs);
+        wt = apr_strtok(NULL, ",", &ws);
+    }
+    if (gt || wt) {
+        print_error("list \"%s\" != \"%s\"\n", got, want);
+        _fail(file, line);
+    }
+}
+#define assert_list_equal(g, w) list_equal((g), (w), __FILE__, __LINE__)
+
+/* ------------------------------------------------------------------ */
+/* List append                                                           */
+
+static void test_append_list(void **state)
+{
+    apr_table_t *t = apr_table_make(pool, 8);
+    const char *v = "10.0.0.1";
+
+    (void)state;
+    /* Absent: set, to the same string. */
+    rc_hdr_append_list(pool, t, "X-Forwarded-For", v);
+    assert_ptr_equal(apr_table_get(t, "X-Forwarded-For"), v);
+    assert_int_equal(apr_table_elts(t)->nelts, 1);
+    /* Present: joined. */
+    rc_hdr_append_list(pool, t, "x-forwarded-for", "10.0.0.2");
+    assert_string_equal(apr_table_get(t, "X-Forwarded-For"),
+                        "10.0.0.1, 10.0.0.2");
+    assert_int_equal(count(t, "X-Forwarded-For"), 1);
+
+    /* Several existing fields: merged into one, in order, then value. */
+    t = apr_table_make(pool, 8);
+    apr_table_add(t, "Via", "1.0 a");
+    apr_table_add(t, "Other", "o");
+    apr_table_add(t, "VIA", "1.1 b");
+    apr_table_add(t, "via", "1.1 c, 1.1 d");
+    rc_hdr_append_list(pool, t, "Via", "1.1 rc");
+    assert_int_equal(count(t, "Via"), 1);
+    assert_list_equal(apr_table_get(t, "Via"),
+                      "1.0 a, 1.1 b, 1.1 c, 1.1 d, 1.1 rc");
+    assert_string_equal(apr_table_get(t, "Other"), "o");
+    assert_int_equal(apr_table_elts(t)->nelts, 2);
+}
+
+/* ------------------------------------------------------------------ */
+
+static int setup(void **state)
+{
+    (void)state;
+    return apr_pool_create(&pool, NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    apr_pool_destroy(pool);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_is_hop_by_hop),
+        cmocka_unit_test(test_strip_fixed),
+        cmocka_unit_test(test_strip_connection_named),
+        cmocka_unit_test(test_reverse_basic),
+        cmocka_unit_test(test_reverse_boundaries),
+        cmocka_unit_test(test_reverse_slashes),
+        cmocka_unit_test(test_reverse_first_match),
+        cmocka_unit_test(test_append_list),
+    };
+    int rc;
+
+    apr_initialize();
+    rc = cmocka_run_group_tests(tests, setup, teardown);
+    apr_terminate();
+    return rc;
+}
