@@ -135,10 +135,13 @@ static void store_vary_record(store_t *st)
     apr_size_t mlen;
     apr_status_t rv;
 
+    /* It outlives this variant: a record whose variants are gone only
+     * costs a vary-miss, a record gone before them hides them. */
     meta = rc_cache_meta_vary(q->r->pool, st->spec, &mlen);
     rv = rc_cache_write_begin(q->c, q->key, strlen(q->key), q->bv,
                               strlen(q->bv), meta, mlen, NULL, 0,
-                              st->expires, 0, st->now, q->r->pool, &vw);
+                              st->expires + RC_CACHE_KEEP_VALIDATABLE, 0,
+                              st->now, q->r->pool, &vw);
     if (rv == APR_SUCCESS) {
         rv = rc_cache_write_commit(vw);
     }
