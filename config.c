@@ -110,6 +110,7 @@ void *rc_create_dir_conf(apr_pool_t *p, char *dir)
 
     (void)dir;
     dc->reverse = apr_array_make(p, 1, sizeof(rc_reverse_map_t));
+    dc->cache = rc_cache_dconf_create(p);
     return dc;
 }
 
@@ -120,6 +121,7 @@ void *rc_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     dc->route = add->route ? add->route : base->route;
     dc->reverse = apr_array_append(p, add->reverse, base->reverse);
+    dc->cache = rc_cache_dconf_merge(p, base->cache, add->cache);
     return dc;
 }
 
@@ -528,5 +530,6 @@ const command_rec rc_cmds[] = {
     AP_INIT_TAKE1("RevProxyPoolIdleTimeout", cmd_pool_idle_ttl, NULL,
                   RSRC_CONF, "how long an idle backend connection is kept"),
     RC_LB_CMDS
+    RC_CACHE_CMDS,
     { NULL }
 };

@@ -250,7 +250,7 @@ static int rc_translate_name(request_rec *r)
                       "path after decoding", r->uri);
         return HTTP_BAD_REQUEST;
     }
-    m = apr_palloc(r->pool, sizeof(*m));
+    m = apr_pcalloc(r->pool, sizeof(*m));
     m->route = rt;
     m->backend_path = join_path(r->pool, rt->worker->base_path, rest, rt);
     if (r->args) {
@@ -341,6 +341,9 @@ static int rc_handler(request_rec *r)
                       "route matches it", r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (rc_cache_enabled(r)) {
+        return rc_cache_handle(r, m);
+    }
     return rc_route_forward(r, m);
 }
 
@@ -357,6 +360,7 @@ static void rc_register_hooks(apr_pool_t *p)
     ap_hook_map_to_storage(rc_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(rc_handler, NULL, NULL, APR_HOOK_MIDDLE);
     rc_lb_register_hooks(p);
+    rc_cache_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(revcache) = {

@@ -77,10 +77,14 @@ typedef struct {
     rc_worker_t  *worker;      /**< NULL when excluded */
 } rc_route_t;
 
+/** The cache's state of one request (cache.c), opaque elsewhere. */
+typedef struct rc_cache_req_t rc_cache_req_t;
+
 /** What translate_name decided for a request (r->request_config). */
 typedef struct {
     const rc_route_t *route;
     const char       *backend_path;  /**< raw path + query for the backend */
+    rc_cache_req_t   *cache;         /**< set by the cache, else NULL */
 } rc_match_t;
 
 /** Server (and virtual host) configuration. */
@@ -95,10 +99,14 @@ typedef struct {
     apr_interval_time_t  pool_idle_ttl;
 } rc_server_conf_t;
 
+/** The cache's directives of a directory (cache_conf.c), opaque here. */
+typedef struct rc_cache_dconf_t rc_cache_dconf_t;
+
 /** Directory (<Location>) configuration. */
 typedef struct {
     rc_route_t          *route;         /**< RevProxyPass in <Location> */
     apr_array_header_t  *reverse;       /**< rc_reverse_map_t */
+    rc_cache_dconf_t    *cache;         /**< RevCache* directives */
 } rc_dir_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA revcache_module;
@@ -293,5 +301,54 @@ rc_bal_t *rc_lb_core(const rc_lb_t *lb);
 /** Snapshot of member @a idx (see rc_bal_member_stats()). */
 apr_status_t rc_lb_member_stats(const rc_lb_t *lb, int idx,
                                 rc_bal_member_stats_t *st);
+/* cache_conf.c: the RevCache* directives. One handler parses them all
+ * (by name); RC_CACHE_CMDS are their entries in config.c's rc_cmds. */
+const char *rc_cache_cmd(cmd_parms *cmd, void *dconf, int argc,
+                         char *const argv[]);
+#define RC_CACHE_CMD(name, where, help) \
+    AP_INIT_TAKE_ARGV(name, rc_cache_cmd, NULL, where, help)
+#define RC_CACHE_CMDS \
+    RC_CACHE_CMD("RevCacheEnable", RSRC_CONF | ACCESS_CONF, \
+                 "On|Off: cache responses of the routes here"), \
+    RC_CACHE_CMD("RevCacheSize", RSRC_CONF, \
+                 "size of the shared cache segment (K/M/G), server-wide"), \
+    RC_CACHE_CMD("RevCacheMaxObjectSize", RSRC_CONF, \
+                 "largest body stored (K/M/G); larger ones stream uncached"), \
+    RC_CACHE_CMD("RevCacheStatusHeader", RSRC_CONF | ACCESS_CONF, \
+                 "On|Off: send Cache-Status (RFC 9211)"), \
+    RC_CACHE_CMD("RevCacheDefaultTTL", RSRC_CONF | ACCESS_CONF, \
+                 "Off|time: lifetime of responses without freshness " \
+                 "information"), \
+    RC_CACHE_CMD("RevCacheLockTimeout", RSRC_CONF | ACCESS_CONF, \
+                 "time a request waits for another one's fetch"), \
+    RC_CACHE_CMD("RevCachePurge", RSRC_CONF | ACCESS_CONF, \
+                 "On|Off: accept PURGE here (subject to Require)"), \
+    RC_CACHE_CMD("RevCacheIgnoreQueryString", RSRC_CONF | ACCESS_CONF, \
+                 "On|Off: leave the query string out of cache keys"), \
+    RC_CACHE_CMD("RevCacheKeyHeaders", RSRC_CONF | ACCESS_CONF, \
+                 "NAME...: request headers added to cache keys"), \
+    RC_CACHE_CMD("RevCacheHeuristicFraction", RSRC_CONF | ACCESS_CONF, \
+                 "percent of (Date - Last-Modified) used as heuristic " \
+                 "lifetime (0 disables)"), \
+    RC_CACHE_CMD("RevCacheStaleIfError", RSRC_CONF | ACCESS_CONF, \
+                 "Off|time: default stale-if-error window")
+rc_cache_dconf_t *rc_cache_dconf_create(apr_pool_t *p);
+rc_cache_dconf_t *rc_cache_dconf_merge(apr_pool_t *p,
+                                       const rc_cache_dconf_t *base,
+                                       const rc_cache_dconf_t *add);
+
+/* cache.c: the HTTP cache in front of the route layer. */
+/** Registers the cache's own hooks (segment life cycle, background
+ *  refresh, reaping); called from the module's register_hooks. */
+void rc_cache_register_hooks(apr_pool_t *p);
+/** Is the cache on for this request (RevCacheEnable, a segment)? */
+int rc_cache_enabled(request_rec *r);
+/**
+ * Handles a routed request through the cache: lookups, hits, collapsed
+ * misses, stores, revalidation, stale serving, invalidation and PURGE.
+ * Calls rc_route_exchange()/rc_route_done() itself when it must fetch.
+ * @return what the handler returns
+ */
+int rc_cache_handle(request_rec *r, rc_match_t *m);
 
 #endif /* MOD_REVCACHE_H */

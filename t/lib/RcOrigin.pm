@@ -705,6 +705,16 @@ sub _send_pattern {
 #                      origin stops for N seconds (refuses connections,
 #                      closes the open ones), then serves again
 #  /sleep-then-ok      ?ms=N then 200 "ok\n"
+#  /ctr/NAME           200 "NAME n\n" + X-Count: n, n = requests for
+#                      /ctr/NAME so far (this one included); options:
+#                      ms=N delay first; etag=1 (ETag "NAME-<ver>",
+#                      ver=V, default 1) and/or lm=EPOCH (Last-Modified):
+#                      a matching If-None-Match (else If-Modified-Since)
+#                      gets 304; cc=V / cc304=V: Cache-Control of 200s /
+#                      of 304s; echo=Header appends the request's value;
+#                      after=K&then=reset|hang|NNN: from request K+1 on,
+#                      RST without answer, sleep hangms (5000) and close,
+#                      or status NNN (no ?h= headers)
 #  anything else       404 "not found\n"
 #
 # Generic on all non-raw endpoints: ?h=Name:Value (repeatable, %-decoded)
@@ -746,6 +756,7 @@ my @ROUTES = (
     ['/reset-log'        => \&_h_reset_log],
     ['/reset'            => \&_h_reset],
     ['/count'            => \&_h_count],
+    ['/ctr/'             => \&_h_ctr],
 );
 
 my %UNLOGGED = map { $_ => 1 } qw(/count /reset-log /health-set /conc-max
@@ -1070,6 +1081,81 @@ sub _h_close_next {
 sub _h_reset {
     my ($c, $r) = @_;
     $c->{closing} = 'rst';
+}
+
+sub _count_name {
+    my ($c, $name) = @_;
+    my $n = 0;
+    if (open my $fh, '<', $c->{log}) {
+        flock $fh, LOCK_SH;
+        while (<$fh>) { $n++ if / uri=\/ctr\/\Q$name\E(?:[?\s])/ }
+        close $fh;
+    }
+    return $n;
+}
+
+# "Sun, 06 Nov 1994 08:49:37 GMT" -> epoch, undef when not IMF-fixdate
+sub _parse_httpdate {
+    my ($s) = @_;
+    my %mon; @mon{@MON} = 0 .. 11;
+    return undef unless defined $s && $s =~
+        /^\w{3}, (\d\d) (\w{3}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT$/;
+    return undef unless exists $mon{$2};
+    require Time::Local;
+    return Time::Local::timegm($6, $5, $4, $1, $mon{$2}, $3);
+}
+
+sub _h_ctr {
+    my ($c, $r) = @_;
+    my ($name) = $r->{path} =~ m{^/ctr/([^/?]+)};
+    $name //= 'x';
+    my $n = _count_name($c, $name);
+    _msleep($c, _qnum($r, 'ms', 0, 600_000));
+    my $after = _qnum($r, 'after', undef);
+    my $then = _qval($r, 'then') // '';
+    if (defined $after && $n > $after) {
+        if ($then eq 'reset') {
+            $c->{closing} = 'rst';
+            return;
+        }
+        if ($then eq 'hang') {
+            _msleep($c, _qnum($r, 'hangms', 5000, 600_000));
+            $c->{closing} = 'plain';
+            return;
+        }
+        if ($then =~ /^\d{3}$/) {
+            return _respond($c, $r, code => $then + 0,
+                            body => "error $then\n", no_user => 1);
+        }
+    }
+    my @extra = (['X-Count', $n]);
+    my $etag;
+    if (_qflag($r, 'etag')) {
+        $etag = '"' . $name . '-' . (_qval($r, 'ver') // '1') . '"';
+        push @extra, ['ETag', $etag];
+    }
+    my $lm = _qnum($r, 'lm', undef);
+    push @extra, ['Last-Modified', _httpdate($lm)] if defined $lm;
+    my $inm = join ', ', @{ $r->{headers}{'if-none-match'} || [] };
+    my ($ims) = @{ $r->{headers}{'if-modified-since'} || [] };
+    my $not_modified = 0;
+    if (length $inm) {
+        $not_modified = defined $etag && index($inm, $etag) >= 0;
+    }
+    elsif (defined $ims && defined $lm) {
+        my $t = _parse_httpdate($ims);
+        $not_modified = defined $t && $t >= $lm;
+    }
+    my $cc = _qval($r, $not_modified ? 'cc304' : 'cc');
+    push @extra, ['Cache-Control', $cc] if defined $cc;
+    if ($not_modified) {
+        return _respond($c, $r, code => 304, extra => \@extra);
+    }
+    my $body = "$name $n";
+    if (my $hn = _qval($r, 'echo')) {
+        $body .= ' ' . join(', ', @{ $r->{headers}{lc $hn} || [] });
+    }
+    _respond($c, $r, extra => \@extra, body => "$body\n");
 }
 
 sub _h_count {

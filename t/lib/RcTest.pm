@@ -4,6 +4,12 @@ package RcTest;
 #   origin_count()            requests the test origin has seen
 #   raw($bytes, %o)           one raw exchange with the front server
 #   LogWatch->new / ->check   fail on unexpected [error]/[warn] lines
+#   parallel($n, $req, %o)    $n raw exchanges at once (one process each)
+#   parse_raw($bytes)         {code, h => {lc name => value}, body}
+#   lb_get($path, @headers)   one GET: (code, X-Origin-Port, response)
+#   parallel_get($c, $n, $path, secs => S)   "CODE PORT" of many GETs
+#   spawn_origin($n) / stop_origin($pid)     an origin on RC_SPARE<n>_PORT
+#   wait_log($watch, $re, $secs), wait_probes($log, $n, $secs)
 
 use strict;
 use warnings;
@@ -19,7 +25,7 @@ use Apache::TestUtil ();
 
 our @EXPORT_OK = qw(origin_port origin_count origin_log raw raw_port
                     front_port spawn_origin stop_origin lb_get parallel_get
-                    wait_log wait_probes);
+                    wait_log wait_probes parallel parse_raw);
 
 sub origin_port { $ENV{RC_ORIGIN_PORT} }
 
@@ -182,6 +188,70 @@ sub wait_probes {
         select(undef, undef, undef, 0.05);
     }
     return 0;
+}
+
+# Sends $n raw requests at the same time, each from its own process on
+# its own connection ($req: the bytes, or a sub taking the index and
+# returning them; ask for "Connection: close"). Returns the raw
+# responses in order.
+sub parallel {
+    my ($n, $req, %o) = @_;
+    require File::Temp;
+    require POSIX;
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my @pids;
+    for my $i (0 .. $n - 1) {
+        my $pid = fork;
+        die "fork: $!" unless defined $pid;
+        if (!$pid) {
+            my $bytes = ref $req ? $req->($i) : $req;
+            my $r = eval { scalar raw($bytes, %o) } // '';
+            if (open my $fh, '>', "$dir/$i") {
+                print $fh $r;
+                close $fh;
+            }
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    waitpid $_, 0 for @pids;
+    my @out;
+    for my $i (0 .. $n - 1) {
+        my $r = '';
+        if (open my $fh, '<', "$dir/$i") {
+            local $/;
+            $r = <$fh>;
+        }
+        push @out, $r;
+    }
+    return @out;
+}
+
+# Splits a raw HTTP/1.1 response (Content-Length or chunked body).
+sub parse_raw {
+    my ($raw) = @_;
+    my %r = (code => 0, h => {}, body => '');
+    my ($head, $body) = split /\r\n\r\n/, $raw // '', 2;
+    return \%r unless defined $head && $head =~ m{^HTTP/\d\.\d (\d{3})};
+    $r{code} = $1;
+    for (split /\r\n/, $head) {
+        next unless /^([^:\s]+):\s*(.*)$/;
+        my $k = lc $1;
+        $r{h}{$k} = exists $r{h}{$k} ? "$r{h}{$k}, $2" : $2;
+    }
+    $body //= '';
+    if (($r{h}{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $out = '';
+        while ($body =~ s/^([0-9a-fA-F]+)[^\r]*\r\n//) {
+            my $n = hex $1;
+            last if !$n;
+            $out .= substr($body, 0, $n, '');
+            $body =~ s/^\r\n//;
+        }
+        $body = $out;
+    }
+    $r{body} = $body;
+    return \%r;
 }
 
 package RcTest::LogWatch;

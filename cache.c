@@ -1,0 +1,774 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * cache.c - the httpd glue of the shared-memory HTTP cache: the segment's
+ * life cycle, the hooks, and the request side of a lookup: key, entry
+ * (primary record -> Vary -> variant), the hit decision, serving a hit,
+ * PURGE, Cache-Status, and the revcache-status JSON counters.
+ * cache_fetch.c does everything that talks to a backend (misses, stores,
+ * revalidation, stale-if-error, the background refresh, invalidation);
+ * cache_conf.c the directives.
+ *
+ * SEGMENT: one anonymous apr_shm segment, created in post_config in the
+ * process pool (s->process->pool, found again through its userdata), so
+ * it outlives configuration cycles: a graceful restart with the same
+ * RevCacheSize re-attaches it and keeps every entry (rc_cache_attach
+ * checks magic, layout and size); a changed size destroys it and makes a
+ * new one (children of the old generation keep their own mapping until
+ * they exit). Children inherit the mapping by fork: child_init has
+ * nothing to do. The parent reaps the pins and writes of dead children
+ * and expired entries from the monitor hook every RC_REAP_INTERVAL.
+ *
+ * ENTRIES: the store is keyed by the URL key (rc_rules_url_key) so that
+ * a purge or an invalidation of a URL drops every variant in one call.
+ * The store's variant string carries the rest of the identity:
+ *     (url key, bv)                     the primary record of the URL
+ *     (url key, bv "\001" vary-values)  a variant of a Vary'd response
+ * where bv ("base variant") holds the RevCacheKeyHeaders values. The
+ * primary record is either the response itself (no Vary) or a Vary
+ * record naming the request headers it varies on. Metadata blobs
+ * (rc_meta_hdr_t + strings) carry status, rc_fresh_t and the stored
+ * header fields; they are validated when read, and a bad one is logged,
+ * purged and treated as a miss.
+ *
+ * HITS are served straight from shared memory: each piece of the pinned
+ * body becomes a transient bucket (no copy unless a filter sets it
+ * aside, which copies once); the pin is released by the cleanup of
+ * r->pool that rc_cache_lookup registered, after the EOR bucket has
+ * passed, i.e. after everything before it was written or set aside.
+ * The whole body goes down in one brigade with its EOS, so httpd's
+ * byterange filter answers Range requests from the cached copy.
+ *
+ * PURGE (RevCachePurge On, after httpd's access control so Require
+ * applies): "PURGE /path" drops every variant of that URL; with a
+ * request header "X-Purge-Tag: t1 t2" (or "Surrogate-Key: ...") it drops
+ * every entry the backend labelled with one of the tags (Surrogate-Key
+ * response header, kept with the entry and not sent to clients). The
+ * answer is 200 {"purged": N}, or 404 when nothing was dropped.
+ *
+ * Pools: per request everything goes to r->pool (hit handles, writers,
+ * metadata copies); the segment handle lives in pconf (one cycle), the
+ * segment itself in the process pool. No per-request global state.
+ */
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_shm.h>
+#include <httpd.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+#include <mpm_common.h>
+#include <util_filter.h>
+
+#include "cache.h"
+
+APLOG_USE_MODULE(revcache);
+
+#define RC_SEG_USERDATA    "mod_revcache:cache-segment"
+#define RC_META_MAGIC      0x52434d45u      /* "RCME" */
+#define RC_META_VERSION    1
+#define RC_META_MAX_FIELDS 1000
+#define RC_REAP_INTERVAL   apr_time_from_sec(5)
+#define RC_VARIANT_SEP     "\001"
+
+/* The segment kept in the process pool across configuration cycles. */
+typedef struct {
+    apr_shm_t   *shm;
+    apr_size_t   size;
+} rc_seg_t;
+
+/* This configuration cycle's handle on the segment (NULL: no cache).
+ * Set in post_config, inherited by the children. */
+static rc_cache_t *segment;
+/* Parent only: when the monitor hook last reaped. */
+static apr_time_t last_reap;
+
+/* The fixed part of a metadata blob; strings follow:
+ *   RESPONSE: status line, then nfields x (name, value), each NUL-ended
+ *   VARY:     the Vary spec */
+typedef struct {
+    apr_uint32_t  magic;
+    apr_uint16_t  version;
+    apr_uint16_t  kind;
+    apr_int32_t   status;
+    apr_uint32_t  nfields;
+    rc_fresh_t    fresh;
+} rc_meta_hdr_t;
+
+rc_cache_t *rc_cache_segment(void)
+{
+    return segment;
+}
+
+/* ------------------------------------------------------------------ */
+/* Metadata blobs                                                      */
+
+typedef struct {
+    char        *buf;
+    apr_size_t   len;
+} meta_buf_t;
+
+static int meta_size(void *baton, const char *k, const char *v)
+{
+    meta_buf_t *mb = baton;
+
+    mb->len += strlen(k) + strlen(v) + 2;
+    return 1;
+}
+
+static int meta_put(void *baton, const char *k, const char *v)
+{
+    meta_buf_t *mb = baton;
+    apr_size_t kl = strlen(k) + 1, vl = strlen(v) + 1;
+
+    memcpy(mb->buf + mb->len, k, kl);
+    memcpy(mb->buf + mb->len + kl, v, vl);
+    mb->len += kl + vl;
+    return 1;
+}
+
+const void *rc_cache_meta_response(apr_pool_t *p, int status,
+                                   const char *status_line,
+                                   const rc_fresh_t *f,
+                                   const apr_table_t *headers,
+                                   apr_size_t *len)
+{
+    rc_meta_hdr_t h;
+    meta_buf_t mb;
+    apr_size_t sl = strlen(status_line ? status_line : "") + 1;
+
+    memset(&h, 0, sizeof(h));
+    h.magic = RC_META_MAGIC;
+    h.version = RC_META_VERSION;
+    h.kind = RC_META_RESPONSE;
+    h.status = status;
+    h.nfields = (apr_uint32_t)apr_table_elts(headers)->nelts;
+    h.fresh = *f;
+    mb.len = sizeof(h) + sl;
+    apr_table_do(meta_size, &mb, headers, NULL);
+    mb.buf = apr_palloc(p, mb.len);
+    memcpy(mb.buf, &h, sizeof(h));
+    memcpy(mb.buf + sizeof(h), status_line ? status_line : "", sl);
+    mb.len = sizeof(h) + sl;
+    apr_table_do(meta_put, &mb, headers, NULL);
+    *len = mb.len;
+    return mb.buf;
+}
+
+const void *rc_cache_meta_vary(apr_pool_t *p, const char *spec,
+                               apr_size_t *len)
+{
+    rc_meta_hdr_t h;
+    apr_size_t sl = strlen(spec) + 1;
+    char *buf = apr_palloc(p, sizeof(h) + sl);
+
+    memset(&h, 0, sizeof(h));
+    h.magic = RC_META_MAGIC;
+    h.version = RC_META_VERSION;
+    h.kind = RC_META_VARY;
+    memcpy(buf, &h, sizeof(h));
+    memcpy(buf + sizeof(h), spec, sl);
+    *len = sizeof(h) + sl;
+    return buf;
+}
+
+/* The next NUL-terminated string of a blob, or NULL when it would run
+ * past the end. */
+static const char *meta_str(const char *buf, apr_size_t len,
+                            apr_size_t *pos)
+{
+    const char *s = buf + *pos;
+    const char *nul;
+
+    if (*pos >= len || !(nul = memchr(s, '\0', len - *pos))) {
+        return NULL;
+    }
+    *pos += (apr_size_t)(nul - s) + 1;
+    return s;
+}
+
+/* Reads the blob of a pinned entry. Returns the kind (RC_META_*), or 0
+ * when it fails validation. */
+static int meta_read(apr_pool_t *p, rc_cache_hit_t *h, rc_cache_entry_t *e,
+                     const char **spec)
+{
+    const void *raw;
+    const char *buf, *k, *v;
+    apr_size_t len, pos;
+    rc_meta_hdr_t mh;
+    apr_uint32_t i;
+
+    if (rc_cache_hit_meta(h, p, &raw, &len) != APR_SUCCESS
+        || len < sizeof(mh)) {
+        return 0;
+    }
+    buf = raw;
+    memcpy(&mh, buf, sizeof(mh));
+    pos = sizeof(mh);
+    if (mh.magic != RC_META_MAGIC || mh.version != RC_META_VERSION) {
+        return 0;
+    }
+    if (mh.kind == RC_META_VARY) {
+        return (*spec = meta_str(buf, len, &pos)) ? RC_META_VARY : 0;
+    }
+    if (mh.kind != RC_META_RESPONSE || mh.status < 200 || mh.status > 999
+        || mh.nfields > RC_META_MAX_FIELDS
+        || !(v = meta_str(buf, len, &pos))) {
+        return 0;
+    }
+    e->hit = h;
+    e->status = mh.status;
+    e->status_line = *v ? v : NULL;
+    e->fresh = mh.fresh;
+    e->body_len = rc_cache_hit_body_len(h);
+    e->headers = apr_table_make(p, (int)mh.nfields + 4);
+    for (i = 0; i < mh.nfields; i++) {
+        if (!(k = meta_str(buf, len, &pos))
+            || !(v = meta_str(buf, len, &pos))) {
+            return 0;
+        }
+        apr_table_addn(e->headers, k, v);
+    }
+    return RC_META_RESPONSE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookups                                                             */
+
+/* One store lookup; NULL on a miss. A broken entry is purged. */
+static rc_cache_hit_t *lookup(rc_cache_req_t *q, const char *variant,
+                              apr_time_t now)
+{
+    request_rec *r = q->r;
+    rc_cache_hit_t *h;
+    apr_status_t rv;
+
+    rv = rc_cache_lookup(q->c, q->key, strlen(q->key), variant,
+                         strlen(variant), now, r->pool, &h);
+    if (rv == APR_SUCCESS) {
+        return h;
+    }
+    if (rv == RC_CACHE_CORRUPT) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00302)
+                      "cache index failed validation looking up %s; "
+                      "answering as a miss", q->key);
+    }
+    else if (rv == RC_CACHE_BUSY) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, RCLOGNO(00303)
+                      "cache pin slots exhausted: %s served as a miss",
+                      q->key);
+    }
+    return NULL;
+}
+
+static void entry_broken(rc_cache_req_t *q, rc_cache_hit_t *h)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, RCLOGNO(00304)
+                  "cache entry of %s has corrupt metadata; purged",
+                  q->key);
+    rc_cache_hit_release(h);
+    rc_cache_purge_key(q->c, q->key, strlen(q->key));
+}
+
+rc_cache_entry_t *rc_cache_find(rc_cache_req_t *q, apr_time_t now,
+                                const char **why)
+{
+    request_rec *r = q->r;
+    rc_cache_entry_t *e = apr_pcalloc(r->pool, sizeof(*e));
+    rc_cache_hit_t *h;
+    const char *spec = NULL;
+    int kind;
+
+    *why = "uri-miss";
+    q->vary_spec = NULL;
+    q->variant = q->bv;
+    q->mkey = apr_pstrcat(r->pool, q->key, "\n", q->bv, NULL);
+    if (!(h = lookup(q, q->bv, now))) {
+        return NULL;
+    }
+    kind = meta_read(r->pool, h, e, &spec);
+    if (kind == RC_META_VARY) {
+        q->vary_spec = spec;
+        q->variant = apr_pstrcat(r->pool, q->bv, RC_VARIANT_SEP,
+                                 rc_rules_vary_variant(r->pool, spec,
+                                                       r->headers_in),
+                                 NULL);
+        q->mkey = apr_pstrcat(r->pool, q->key, "\n", q->variant, NULL);
+        rc_cache_hit_release(h);
+        *why = "vary-miss";
+        if (!(h = lookup(q, q->variant, now))) {
+            return NULL;
+        }
+        kind = meta_read(r->pool, h, e, &spec);
+        if (kind == RC_META_VARY) {
+            kind = 0;
+        }
+    }
+    if (kind != RC_META_RESPONSE) {
+        entry_broken(q, h);
+        *why = "uri-miss";
+        return NULL;
+    }
+    return e;
+}
+
+/* ------------------------------------------------------------------ */
+/* Responses from the cache                                            */
+
+void rc_cache_status(rc_cache_req_t *q, const char *fmt, ...)
+{
+    va_list ap;
+    const char *v;
+
+    if (q->dc->status_header != 1) {
+        return;
+    }
+    va_start(ap, fmt);
+    v = apr_pvsprintf(q->r->pool, fmt, ap);
+    va_end(ap);
+    apr_table_setn(q->r->err_headers_out, "Cache-Status",
+                   apr_pstrcat(q->r->pool, "revcache; ", v,
+                               q->collapsed ? "; collapsed" : "", NULL));
+}
+
+int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
+                   const char *status_fmt, ...)
+{
+    request_rec *r = q->r;
+    conn_rec *c = r->connection;
+    apr_time_t now = apr_time_now();
+    const apr_array_header_t *arr = apr_table_elts(e->headers);
+    const apr_table_entry_t *he = (const apr_table_entry_t *)arr->elts;
+    apr_bucket_brigade *bb;
+    rc_cache_iter_t it;
+    rc_cond_t cond;
+    apr_status_t rv;
+    va_list ap;
+    int i;
+
+    cond = rc_rules_client_conditional(r->method, r->headers_in,
+                                       e->headers, &e->fresh);
+    if (cond == RC_COND_PASS) {
+        /* If-Match / If-Unmodified-Since: the origin decides. */
+        rc_cache_status(q, "fwd=request; detail=conditional");
+        return rc_route_forward(r, q->m);
+    }
+    va_start(ap, status_fmt);
+    rc_cache_status(q, "%s", apr_pvsprintf(r->pool, status_fmt, ap));
+    va_end(ap);
+
+    apr_table_clear(r->headers_out);
+    r->content_type = NULL;
+    for (i = 0; i < arr->nelts; i++) {
+        if (!strcasecmp(he[i].key, "Content-Type")) {
+            ap_set_content_type(r, apr_pstrdup(r->pool, he[i].val));
+        }
+        else {
+            apr_table_addn(r->headers_out, he[i].key, he[i].val);
+        }
+    }
+    apr_table_setn(r->headers_out, "Age",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                rc_rules_age_seconds(&e->fresh, now)));
+    bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    if (cond == RC_COND_NOT_MODIFIED) {
+        r->status = HTTP_NOT_MODIFIED;
+        r->status_line = NULL;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00305)
+                      "cache: 304 from the stored %s", q->key);
+    }
+    else {
+        r->status = e->status;
+        r->status_line = e->status_line;
+        if (e->status != HTTP_NO_CONTENT) {
+            ap_set_content_length(r, (apr_off_t)e->body_len);
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00306)
+                      "cache: hit %s (%" APR_UINT64_T_FMT " bytes)",
+                      q->key, e->body_len);
+        if (!r->header_only && e->status != HTTP_NO_CONTENT) {
+            const char *ptr;
+            apr_size_t len;
+
+            rc_cache_hit_body_first(e->hit, &it);
+            while ((rv = rc_cache_hit_body_next(e->hit, &it, &ptr, &len))
+                   == APR_SUCCESS) {
+                APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(
+                                                ptr, len, c->bucket_alloc));
+            }
+            if (rv != APR_EOF) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00307)
+                              "cache: body of %s failed validation; "
+                              "purged, forwarding instead", q->key);
+                apr_brigade_cleanup(bb);
+                rc_cache_purge_key(q->c, q->key, strlen(q->key));
+                apr_table_clear(r->headers_out);
+                r->content_type = NULL;
+                r->status = HTTP_OK;
+                r->status_line = NULL;
+                rc_cache_status(q, "fwd=uri-miss; detail=corrupt");
+                return rc_route_forward(r, q->m);
+            }
+        }
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+    return OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* PURGE                                                               */
+
+static int purge(rc_cache_req_t *q)
+{
+    request_rec *r = q->r;
+    const char *tags = apr_table_get(r->headers_in, "X-Purge-Tag");
+    apr_size_t n = 0;
+    int i;
+
+    if (!tags) {
+        tags = apr_table_get(r->headers_in, "Surrogate-Key");
+    }
+    if (tags) {
+        apr_array_header_t *t = rc_rules_surrogate_keys(r->pool, tags);
+
+        for (i = 0; i < t->nelts; i++) {
+            const char *tag = APR_ARRAY_IDX(t, i, const char *);
+            n += rc_cache_purge_tag(q->c, tag, strlen(tag));
+        }
+    }
+    else {
+        n = rc_cache_purge_key(q->c, q->key, strlen(q->key));
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00308)
+                  "cache: PURGE %s%s: %" APR_SIZE_T_FMT " entries dropped",
+                  tags ? "tags " : "", tags ? tags : q->key, n);
+    r->status = n ? HTTP_OK : HTTP_NOT_FOUND;
+    ap_set_content_type(r, "application/json");
+    ap_rprintf(r, "{\"purged\": %" APR_SIZE_T_FMT "}\n", n);
+    return OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The request flow                                                    */
+
+const char *rc_cache_key_path(request_rec *r)
+{
+    return ap_os_escape_path(r->pool, r->uri, 1);
+}
+
+int rc_cache_enabled(request_rec *r)
+{
+    rc_dir_conf_t *d = ap_get_module_config(r->per_dir_config,
+                                            &revcache_module);
+
+    return segment && d->cache->enable == 1;
+}
+
+static rc_cache_req_t *req_new(request_rec *r, rc_match_t *m)
+{
+    rc_dir_conf_t *d = ap_get_module_config(r->per_dir_config,
+                                            &revcache_module);
+    rc_cache_req_t *q = apr_pcalloc(r->pool, sizeof(*q));
+
+    q->r = r;
+    q->m = m;
+    q->dc = d->cache;
+    q->c = segment;
+    rc_cache_opts(q->dc, &q->opts);
+    rc_rules_cc_request(&q->req_cc, r->pool, r->headers_in);
+    q->key = rc_rules_url_key(r->pool, &q->opts, ap_http_scheme(r),
+                              ap_get_server_name(r), ap_get_server_port(r),
+                              rc_cache_key_path(r), r->args);
+    q->bv = rc_rules_key(r->pool, &q->opts, "", r->headers_in);
+    q->variant = q->bv;
+    m->cache = q;
+    return q;
+}
+
+/* Waits for the fetch another request runs for our key. */
+static void wait_fill(rc_cache_req_t *q)
+{
+    apr_interval_time_t t = q->dc->lock_timeout != RC_UNSET
+                            ? q->dc->lock_timeout : RC_CACHE_DEF_LOCK_TIMEOUT;
+    apr_status_t rv;
+
+    rv = rc_cache_fill_wait(q->c, q->mkey, strlen(q->mkey), t);
+    q->collapsed = 1;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r, RCLOGNO(00309)
+                  "cache: waited for the fetch of %s%s", q->key,
+                  rv == APR_TIMEUP ? ": lock timeout" : "");
+}
+
+/* How long a fill marker may stand before others take it over. */
+static apr_interval_time_t fill_max_age(rc_cache_req_t *q)
+{
+    apr_interval_time_t t = q->dc->lock_timeout != RC_UNSET
+                            ? q->dc->lock_timeout : RC_CACHE_DEF_LOCK_TIMEOUT;
+
+    return t + q->m->route->worker->timeout;
+}
+
+static apr_status_t fill_cleanup(void *data)
+{
+    rc_cache_req_t *q = data;
+
+    rc_cache_fill_end(q->c, &q->fill, 0);
+    return APR_SUCCESS;
+}
+
+int rc_cache_handle(request_rec *r, rc_match_t *m)
+{
+    rc_cache_req_t *q = req_new(r, m);
+    rc_cache_entry_t *e;
+    const char *why, *detail = NULL;
+    apr_time_t now;
+    rc_hit_t hk;
+    int attempt;
+
+    if (!q->key) {
+        return rc_route_forward(r, m);
+    }
+    if (!strcmp(r->method, "PURGE") && q->dc->purge == 1) {
+        return purge(q);
+    }
+    if (rc_rules_lookup_allowed(r->method, &q->req_cc) != NULL) {
+        int rv = rc_route_forward(r, m);
+
+        if (rv == OK) {
+            rc_cache_invalidate(q);
+        }
+        return rv;
+    }
+    apr_pool_cleanup_register(r->pool, q, fill_cleanup,
+                              apr_pool_cleanup_null);
+    for (attempt = 0;; attempt++) {
+        now = apr_time_now();
+        e = rc_cache_find(q, now, &why);
+        if (e) {
+            hk = rc_rules_hit(&e->fresh, &q->req_cc, now, &detail);
+            switch (hk) {
+            case RC_HIT_FRESH:
+            case RC_HIT_STALE:
+                return rc_cache_serve(q, e, "hit; ttl=%" APR_INT64_T_FMT
+                                      "%s", rc_rules_ttl_seconds(&e->fresh,
+                                                                 now),
+                                      hk == RC_HIT_STALE
+                                      ? "; detail=max-stale" : "");
+            case RC_HIT_SWR:
+                if (!r->header_only && rc_cache_fill_begin(q->c, q->mkey, strlen(q->mkey),
+                                        fill_max_age(q), &q->fill)
+                    == RC_CACHE_FILL_OWNER) {
+                    /* refreshed by rc_cache_refresh() after logging */
+                    q->refresh = 1;
+                    q->stale = e;
+                }
+                return rc_cache_serve(q, e, "hit; ttl=%" APR_INT64_T_FMT
+                                      "; detail=stale-while-revalidate",
+                                      rc_rules_ttl_seconds(&e->fresh, now));
+            case RC_HIT_504:
+                rc_cache_status(q, "fwd=miss; detail=only-if-cached");
+                return HTTP_GATEWAY_TIME_OUT;
+            case RC_HIT_VALIDATE:
+                break;
+            }
+            why = !strncmp(detail, "req-", 4) ? "request" : "stale";
+        }
+        else if (rc_rules_only_if_cached(&q->req_cc)) {
+            rc_cache_status(q, "fwd=%s; detail=only-if-cached", why);
+            return HTTP_GATEWAY_TIME_OUT;
+        }
+        /* A fetch: collapse with a concurrent one for the same key (once:
+         * after a wait, a miss goes to the backend itself). HEAD never
+         * fills the cache, so it does not hold others up. */
+        if (attempt == 0 && !r->header_only) {
+            if (rc_cache_fill_begin(q->c, q->mkey, strlen(q->mkey),
+                                    fill_max_age(q), &q->fill)
+                == RC_CACHE_FILL_BUSY) {
+                if (e) {
+                    rc_cache_hit_release(e->hit);
+                }
+                wait_fill(q);
+                continue;
+            }
+        }
+        return rc_cache_fetch(q, e, why, detail);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* revcache-status: the counters as JSON                               */
+
+static int status_handler(request_rec *r)
+{
+    rc_cache_stats_t st;
+
+    if (!r->handler || strcmp(r->handler, "revcache-status") != 0) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (!segment) {
+        ap_rputs("{\"cache\": null}\n", r);
+        return OK;
+    }
+    rc_cache_stats(segment, &st);
+#define F(n) "\"" #n "\": %" APR_UINT64_T_FMT
+    ap_rprintf(r, "{\"cache\": {" F(lookups) ", " F(hits) ", " F(misses)
+               ", " F(stores) ", " F(store_aborts) ", " F(store_toobig)
+               ", " F(evictions) ", " F(expired) ", " F(purged) ", "
+               F(purges) ", " F(replaced) ", " F(meta_updates) ", "
+               F(collapsed_waits) ", " F(collapsed_timeouts) ", "
+               F(fill_takeovers) ", " F(pins_reaped) ", " F(writers_reaped)
+               ", " F(lock_repairs) ", " F(corrupt) ", " F(nospace) ", "
+               F(busy) ", " F(objects) ", " F(bytes_used) ", "
+               F(bytes_total) ", " F(generation) ", \"pid\": %"
+               APR_PID_T_FMT "}}\n",
+               st.lookups, st.hits, st.misses, st.stores, st.store_aborts,
+               st.store_toobig, st.evictions, st.expired, st.purged,
+               st.purges, st.replaced, st.meta_updates, st.collapsed_waits,
+               st.collapsed_timeouts, st.fill_takeovers, st.pins_reaped,
+               st.writers_reaped, st.lock_repairs, st.corrupt, st.nospace,
+               st.busy, st.objects, st.bytes_used, st.bytes_total,
+               st.generation, getpid());
+#undef F
+    return OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hooks                                                               */
+
+static int cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    rc_cache_global_reset(pconf);
+    segment = NULL;
+    return OK;
+}
+
+static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp, server_rec *s)
+{
+    rc_cache_global_t *g = rc_cache_global();
+    apr_pool_t *pproc = s->process->pool;
+    rc_cache_params_t prm;
+    rc_seg_t *seg = NULL;
+    apr_size_t size;
+    apr_status_t rv;
+    char *base;
+    int reused = 0;
+
+    (void)plog;
+    (void)ptemp;
+    ap_method_register(pconf, "PURGE");
+    segment = NULL;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
+        || !g->enabled) {
+        return OK;
+    }
+    size = (apr_size_t)(g->size != RC_UNSET ? g->size : RC_CACHE_DEF_SIZE);
+    rc_cache_params_default(&prm);
+    if (g->max_object != RC_UNSET) {
+        prm.max_object_size = (apr_uint64_t)g->max_object;
+    }
+    apr_pool_userdata_get((void **)&seg, RC_SEG_USERDATA, pproc);
+    if (!seg) {
+        seg = apr_pcalloc(pproc, sizeof(*seg));
+        apr_pool_userdata_set(seg, RC_SEG_USERDATA, apr_pool_cleanup_null,
+                              pproc);
+    }
+    if (seg->shm && seg->size != size) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, RCLOGNO(00310)
+                     "RevCacheSize changed: the cache starts empty");
+        apr_shm_destroy(seg->shm);
+        seg->shm = NULL;
+    }
+    if (!seg->shm) {
+        /* 64 more bytes so the cache can start on a 64-byte boundary */
+        rv = apr_shm_create(&seg->shm, size + 64, NULL, pproc);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RCLOGNO(00311)
+                         "cannot create the %" APR_SIZE_T_FMT " bytes "
+                         "shared cache segment (RevCacheSize)", size);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        seg->size = size;
+    }
+    base = apr_shm_baseaddr_get(seg->shm);
+    base += (64 - ((apr_uintptr_t)base & 63)) & 63;
+    rv = rc_cache_attach(base, size, &prm, pconf, &segment, &reused);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RCLOGNO(00312)
+                     "cannot set up the shared cache segment of %"
+                     APR_SIZE_T_FMT " bytes", size);
+        segment = NULL;
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (g->max_object != RC_UNSET
+        && rc_cache_max_object_size(segment) < (apr_uint64_t)g->max_object) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RCLOGNO(00313)
+                     "RevCacheMaxObjectSize capped to %" APR_UINT64_T_FMT
+                     " bytes (1/8 of the cache)",
+                     rc_cache_max_object_size(segment));
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, RCLOGNO(00314)
+                 "cache segment of %" APR_SIZE_T_FMT " bytes %s "
+                 "(generation %" APR_UINT64_T_FMT ", max object %"
+                 APR_UINT64_T_FMT " bytes)", size,
+                 reused ? "kept" : "created", rc_cache_generation(segment),
+                 rc_cache_max_object_size(segment));
+    return OK;
+}
+
+/* Parent process: release what dead children left pinned or half
+ * written, reclaim expired entries. */
+static int cache_monitor(apr_pool_t *p, server_rec *s)
+{
+    apr_time_t now = apr_time_now();
+    apr_size_t n;
+
+    (void)p;
+    if (!segment || now - last_reap < RC_REAP_INTERVAL) {
+        return DECLINED;
+    }
+    last_reap = now;
+    if ((n = rc_cache_reap(segment, now)) > 0) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RCLOGNO(00315)
+                     "cache: reaped %" APR_SIZE_T_FMT " expired entries, "
+                     "dead pins or dead writes", n);
+    }
+    return DECLINED;
+}
+
+/* After the response went out and was logged: the background refresh
+ * of a stale-while-revalidate hit, on this worker thread. */
+static int cache_log_transaction(request_rec *r)
+{
+    rc_match_t *m = ap_get_module_config(r->request_config,
+                                         &revcache_module);
+
+    if (m && m->cache && m->cache->refresh) {
+        m->cache->refresh = 0;
+        rc_cache_refresh(m->cache);
+    }
+    return DECLINED;
+}
+
+void rc_cache_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(cache_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(cache_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(cache_monitor, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(cache_log_transaction, NULL, NULL,
+                            APR_HOOK_REALLY_LAST);
+    ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
