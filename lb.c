@@ -603,6 +603,30 @@ static int lb_any_health_checks(void)
     return 0;
 }
 
+/* A balancer route's worker has no pool, but others read its options
+ * (the cache sizes its fill markers by worker->timeout): give it the
+ * longest of its members', resolved by then (rc_post_config ran). */
+static void lb_resolve_route_workers(void)
+{
+    int i, j;
+
+    for (i = 0; i < lb_routes->nelts; i++) {
+        rc_worker_t *w = APR_ARRAY_IDX(lb_routes, i, rc_worker_t *);
+
+        for (j = 0; w->lb && j < w->lb->members->nelts; j++) {
+            const rc_worker_t *mw = APR_ARRAY_IDX(w->lb->members, j,
+                                                  rc_lb_member_t).worker;
+#define LB_MAX(f) if (mw->f > w->f) w->f = mw->f
+            LB_MAX(timeout);
+            LB_MAX(connect_timeout);
+            LB_MAX(idle_ttl);
+            LB_MAX(keepalive);
+            LB_MAX(max_idle);
+#undef LB_MAX
+        }
+    }
+}
+
 static int lb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
@@ -617,6 +641,7 @@ static int lb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     int i, n = balancers->nelts, reused = 0;
 
     (void)plog;
+    lb_resolve_route_workers();
     if (n == 0) {
         return OK;
     }
@@ -1308,7 +1333,9 @@ void rc_lb_register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_pre_config(lb_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(lb_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(lb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* after rc_post_config (member options resolved), before
+     * mod_watchdog's (APR_HOOK_LAST) */
+    ap_hook_post_config(lb_post_config, NULL, NULL, APR_HOOK_MIDDLE + 1);
     /* before mod_watchdog's child_init starts the thread that runs
      * lb_tick() */
     ap_hook_child_init(lb_child_init, NULL, NULL, APR_HOOK_FIRST);
