@@ -21,43 +21,79 @@ static const char *const hop_by_hop[] = {
     "Proxy-Authenticate", NULL
 };
 
+/* By length first: most fields are ruled out without a comparison. */
 int rc_hdr_is_hop_by_hop(const char *name)
 {
-    int i;
-
-    for (i = 0; hop_by_hop[i]; i++) {
-        if (!strcasecmp(name, hop_by_hop[i])) {
-            return 1;
-        }
+    switch (strlen(name)) {
+    case 2:
+        return !strcasecmp(name, "TE");
+    case 7:
+        return !strcasecmp(name, "Trailer") || !strcasecmp(name, "Upgrade");
+    case 10:
+        return !strcasecmp(name, "Connection")
+               || !strcasecmp(name, "Keep-Alive");
+    case 16:
+        return !strcasecmp(name, "Proxy-Connection");
+    case 17:
+        return !strcasecmp(name, "Transfer-Encoding");
+    case 18:
+        return !strcasecmp(name, "Proxy-Authenticate");
+    case 19:
+        return !strcasecmp(name, "Proxy-Authorization");
     }
     return 0;
 }
 
-/* Collects Connection values: the field may occur several times. */
-static int collect_connection(void *baton, const char *key, const char *v)
+apr_array_header_t *rc_hdr_connection_tokens(apr_pool_t *p,
+                                             const apr_table_t *headers)
 {
-    apr_array_header_t *vals = baton;
+    const apr_array_header_t *a = apr_table_elts(headers);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)a->elts;
+    apr_array_header_t *tokens = NULL;
+    int i;
 
-    (void)key;
-    APR_ARRAY_PUSH(vals, const char *) = v;
+    for (i = 0; i < a->nelts; i++) {
+        char *list, *state, *tok;
+
+        if (!e[i].key || strlen(e[i].key) != 10
+            || strcasecmp(e[i].key, "Connection") != 0) {
+            continue;
+        }
+        list = apr_pstrdup(p, e[i].val);
+        for (tok = apr_strtok(list, ", \t", &state); tok;
+             tok = apr_strtok(NULL, ", \t", &state)) {
+            if (!tokens) {
+                tokens = apr_array_make(p, 2, sizeof(const char *));
+            }
+            APR_ARRAY_PUSH(tokens, const char *) = tok;
+        }
+    }
+    return tokens;
+}
+
+int rc_hdr_forwardable(const char *name, const apr_array_header_t *tokens)
+{
+    int i;
+
+    if (rc_hdr_is_hop_by_hop(name)) {
+        return 0;
+    }
+    for (i = 0; tokens && i < tokens->nelts; i++) {
+        if (!strcasecmp(name, APR_ARRAY_IDX(tokens, i, const char *))) {
+            return 0;
+        }
+    }
     return 1;
 }
 
 void rc_hdr_strip_hop_by_hop(apr_table_t *headers)
 {
     apr_pool_t *p = apr_table_elts(headers)->pool;
-    apr_array_header_t *vals = apr_array_make(p, 2, sizeof(const char *));
+    apr_array_header_t *tokens = rc_hdr_connection_tokens(p, headers);
     int i;
 
-    apr_table_do(collect_connection, vals, headers, "Connection", NULL);
-    for (i = 0; i < vals->nelts; i++) {
-        char *list = apr_pstrdup(p, APR_ARRAY_IDX(vals, i, const char *));
-        char *state, *tok;
-
-        for (tok = apr_strtok(list, ", \t", &state); tok;
-             tok = apr_strtok(NULL, ", \t", &state)) {
-            apr_table_unset(headers, tok);
-        }
+    for (i = 0; tokens && i < tokens->nelts; i++) {
+        apr_table_unset(headers, APR_ARRAY_IDX(tokens, i, const char *));
     }
     for (i = 0; hop_by_hop[i]; i++) {
         apr_table_unset(headers, hop_by_hop[i]);
@@ -123,13 +159,4 @@ const char *rc_hdr_reverse_map(apr_pool_t *p, const char *value,
         return apr_pstrcat(p, front_base, maps[i].front, sep, rest, NULL);
     }
     return value;
-}
-
-void rc_hdr_append_list(apr_pool_t *p, apr_table_t *headers,
-                        const char *name, const char *value)
-{
-    const char *old = apr_table_getm(p, headers, name);
-
-    apr_table_setn(headers, name,
-                   old ? apr_pstrcat(p, old, ", ", value, NULL) : value);
 }

@@ -29,6 +29,21 @@ void rc_hdr_strip_hop_by_hop(apr_table_t *headers);
  */
 int rc_hdr_is_hop_by_hop(const char *name);
 
+/**
+ * The field names listed by a message's Connection fields (they are
+ * hop-by-hop for that message), or NULL when there are none.
+ */
+apr_array_header_t *rc_hdr_connection_tokens(apr_pool_t *p,
+                                             const apr_table_t *headers);
+
+/**
+ * May a field travel to the next hop? Not when it is one of the fixed
+ * hop-by-hop names, nor when the message's Connection named it (tokens
+ * from rc_hdr_connection_tokens(), may be NULL). One pass over a
+ * message with this costs far less than unsetting every name.
+ */
+int rc_hdr_forwardable(const char *name, const apr_array_header_t *tokens);
+
 /** One RevProxyPassReverse mapping. */
 typedef struct {
     const char *backend;   /**< "http://127.0.0.1:8081/app/" as configured */
@@ -50,11 +65,5 @@ const char *rc_hdr_reverse_map(apr_pool_t *p, const char *value,
                                const rc_reverse_map_t *maps, int nmaps,
                                const char *front_base);
 
-/**
- * Appends a value to a comma-separated list field (X-Forwarded-For, Via):
- * sets it when absent, else joins "old, value".
- */
-void rc_hdr_append_list(apr_pool_t *p, apr_table_t *headers,
-                        const char *name, const char *value);
 
 #endif /* RC_HEADERS_H */

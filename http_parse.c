@@ -22,35 +22,49 @@
 #define RC_CHUNK_LINE_MAX    8192
 #define RC_CHUNK_TRAILER_MAX 8192
 
-/* RFC 9110 tchar: the characters allowed in a field name. */
-static int is_tchar(unsigned char c)
+/* Character classes, one table lookup per byte on the hot path:
+ * C_TCHAR   RFC 9110 tchar, allowed in a field name
+ * C_VALUE   allowed in a field value: VCHAR, SP, HTAB and obs-text */
+#define C_TCHAR 1
+#define C_VALUE 2
+
+static unsigned char char_class[256];
+
+static void init_classes(void)
 {
-    if (apr_isalnum(c)) {
-        return 1;
+    static volatile int done;
+    const char *extra = "!#$%&'*+-.^_`|~";
+    int c;
+
+    if (done) {
+        return;
     }
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'':
-    case '*': case '+': case '-': case '.': case '^': case '_':
-    case '`': case '|': case '~':
-        return 1;
+    for (c = 0; c < 256; c++) {
+        unsigned char k = 0;
+
+        if (apr_isalnum(c) || (c && strchr(extra, c))) {
+            k |= C_TCHAR;
+        }
+        if ((c >= 0x20 && c != 0x7f) || c == '\t') {
+            k |= C_VALUE;
+        }
+        char_class[c] = k;
     }
-    return 0;
+    done = 1;     /* idempotent: racing threads write the same bytes */
 }
 
 apr_size_t rc_http_head_end(const char *buf, apr_size_t len)
 {
-    apr_size_t i;
+    const char *p = buf, *end = buf + len;
 
     /* An empty line is "\n" right after a "\n", with an optional "\r". */
-    for (i = 0; i < len; i++) {
-        if (buf[i] != '\n') {
-            continue;
+    while ((p = memchr(p, '\n', end - p)) != NULL) {
+        p++;
+        if (p < end && *p == '\n') {
+            return (apr_size_t)(p + 1 - buf);
         }
-        if (i + 1 < len && buf[i + 1] == '\n') {
-            return i + 2;
-        }
-        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
-            return i + 3;
+        if (p + 1 < end && p[0] == '\r' && p[1] == '\n') {
+            return (apr_size_t)(p + 2 - buf);
         }
     }
     return 0;
@@ -109,39 +123,52 @@ static apr_status_t parse_status_line(apr_pool_t *p, const char *s,
     return APR_SUCCESS;
 }
 
+/* Parses one field line s[0..n) (no line terminator, no CR inside) and
+ * notes the framing fields on the way. */
 static apr_status_t parse_field(apr_pool_t *p, const char *s, apr_size_t n,
-                                apr_table_t *headers, const char **err)
+                                rc_resp_head_t *head, const char **err)
 {
+    const unsigned char *u = (const unsigned char *)s;
     apr_size_t colon, vs, ve, i;
+    const char *name, *value;
 
-    for (colon = 0; colon < n && s[colon] != ':'; colon++) {
-        if (!is_tchar((unsigned char)s[colon])) {
-            /* Also catches obs-fold: a line starting with SP or HTAB. */
-            *err = "bad character in header field name";
-            return APR_EGENERAL;
-        }
+    for (colon = 0; colon < n && (char_class[u[colon]] & C_TCHAR);
+         colon++) {
     }
-    if (colon == 0 || colon == n) {
-        *err = "header line without a field name and colon";
+    if (colon == n || s[colon] != ':' || colon == 0) {
+        /* Also catches obs-fold: a line starting with SP or HTAB. */
+        *err = colon < n && s[colon] != ':'
+               ? "bad character in header field name"
+               : "header line without a field name and colon";
         return APR_EGENERAL;
     }
     vs = colon + 1;
-    ve = n;
-    while (vs < ve && (s[vs] == ' ' || s[vs] == '\t')) {
+    while (vs < n && (s[vs] == ' ' || s[vs] == '\t')) {
         vs++;
     }
-    while (ve > vs && (s[ve - 1] == ' ' || s[ve - 1] == '\t')) {
-        ve--;
-    }
-    for (i = vs; i < ve; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+    ve = vs;
+    for (i = vs; i < n; i++) {
+        if (!(char_class[u[i]] & C_VALUE)) {
             *err = "control character in header field value";
             return APR_EGENERAL;
         }
+        if (s[i] != ' ' && s[i] != '\t') {
+            ve = i + 1;
+        }
     }
-    apr_table_addn(headers, apr_pstrmemdup(p, s, colon),
-                   apr_pstrmemdup(p, s + vs, ve - vs));
+    name = apr_pstrmemdup(p, s, colon);
+    value = apr_pstrmemdup(p, s + vs, ve - vs);
+    apr_table_addn(head->headers, name, value);
+    if (colon == 14 && !strcasecmp(name, "Content-Length")) {
+        if (head->content_length && strcmp(head->content_length, value)) {
+            head->cl_conflict = 1;
+        }
+        head->content_length = value;
+    }
+    else if (colon == 17 && !strcasecmp(name, "Transfer-Encoding")) {
+        head->te_fields++;
+        head->transfer_encoding = value;
+    }
     return APR_SUCCESS;
 }
 
@@ -155,10 +182,13 @@ apr_status_t rc_http_parse_head(apr_pool_t *p, const char *buf,
     int fields = 0;
     apr_status_t rv;
 
+    init_classes();
     if (len > limits->max_head_bytes) {
         *err = "response head too large";
         return APR_EGENERAL;
     }
+    head->content_length = head->transfer_encoding = NULL;
+    head->te_fields = head->cl_conflict = 0;
     n = line_at(buf, len, &next);
     if ((rv = parse_status_line(p, buf, (apr_size_t)n, head, err))) {
         return rv;
@@ -170,16 +200,11 @@ apr_status_t rc_http_parse_head(apr_pool_t *p, const char *buf,
         if (n == 0) {
             return APR_SUCCESS;       /* the empty line ends the head */
         }
-        if (memchr(buf + pos, '\r', (apr_size_t)n)) {
-            *err = "bare CR in response head";
-            return APR_EGENERAL;
-        }
         if (++fields > limits->max_fields) {
             *err = "too many header fields";
             return APR_EGENERAL;
         }
-        if ((rv = parse_field(p, buf + pos, (apr_size_t)n, head->headers,
-                              err))) {
+        if ((rv = parse_field(p, buf + pos, (apr_size_t)n, head, err))) {
             return rv;
         }
     }
@@ -232,29 +257,16 @@ typedef struct {
     int cl_conflict;
 } framing_fields_t;
 
-static int collect_framing(void *baton, const char *key, const char *value)
-{
-    framing_fields_t *ff = baton;
-
-    if (!strcasecmp(key, "Transfer-Encoding")) {
-        ff->te = ff->te ? "" : value;   /* two TE fields: refuse below */
-    }
-    else if (!strcasecmp(key, "Content-Length")) {
-        if (ff->cl && strcmp(ff->cl, value)) {
-            ff->cl_conflict = 1;
-        }
-        ff->cl = value;
-    }
-    return 1;
-}
-
 apr_status_t rc_http_body_framing(const rc_resp_head_t *head,
                                   int head_request, rc_body_kind_e *kind,
                                   apr_off_t *length, const char **err)
 {
-    framing_fields_t ff = { NULL, NULL, 0 };
+    /* Noted by the parser: no second walk over the fields. */
+    framing_fields_t ff;
 
-    apr_table_do(collect_framing, &ff, head->headers, NULL);
+    ff.te = head->te_fields > 1 ? "" : head->transfer_encoding;
+    ff.cl = head->content_length;
+    ff.cl_conflict = head->cl_conflict;
     *length = -1;
     if (ff.te && ff.cl) {
         *err = "both Transfer-Encoding and Content-Length";

@@ -26,6 +26,11 @@ typedef struct {
     int          status;    /**< 100..599 */
     const char  *reason;    /**< reason phrase, may be "" */
     apr_table_t *headers;   /**< field names as received, values trimmed */
+    /* Framing fields, noted while parsing (for rc_http_body_framing). */
+    const char  *content_length;     /**< last Content-Length value */
+    const char  *transfer_encoding;  /**< last Transfer-Encoding value */
+    int          te_fields;          /**< how many Transfer-Encoding */
+    int          cl_conflict;        /**< differing Content-Length */
 } rc_resp_head_t;
 
 /** How a response body is delimited (RFC 9112 section 6.3). */

@@ -77,7 +77,75 @@ static const char *fwd_node(apr_pool_t *p, const char *ip)
     return strchr(ip, ':') ? apr_psprintf(p, "\"[%s]\"", ip) : ip;
 }
 
-static void add_forwarded(request_rec *r, apr_table_t *h, int mode)
+/* Is key (of length klen) the field name "name"? Length first. */
+#define NAME_IS(key, klen, name) \
+    ((klen) == sizeof(name) - 1 && !strcasecmp((key), (name)))
+
+/* The client's request fields on their way to the backend. */
+typedef struct {
+    head_builder_t             *hb;
+    apr_pool_t                 *p;
+    const apr_array_header_t   *tokens;  /* named by client's Connection */
+    const apr_table_t          *set;     /* fields the caller replaces */
+    int                         mode;    /* RC_FWD_* */
+    const char                 *xff, *xfh, *xfp, *fwd, *via; /* earlier */
+} req_fields_t;
+
+static const char *join(apr_pool_t *p, const char *old, const char *v)
+{
+    return old ? apr_pstrcat(p, old, ", ", v, NULL) : v;
+}
+
+/* Puts one client field, unless it is hop-by-hop, framing (ours to set),
+ * Host, Expect (answered by httpd, which sends "100 Continue" when we
+ * first read the body), replaced by the caller, or a forwarding field we
+ * extend below. One pass, no copy of the table. */
+static int put_request_field(void *baton, const char *key, const char *value)
+{
+    req_fields_t *rf = baton;
+    apr_size_t klen = strlen(key);
+
+    if (!rc_hdr_forwardable(key, rf->tokens) || NAME_IS(key, klen, "Host")
+        || NAME_IS(key, klen, "Content-Length")
+        || NAME_IS(key, klen, "Expect")
+        || (rf->set && apr_table_get(rf->set, key))) {
+        return 1;
+    }
+    if (rf->mode & RC_FWD_X) {
+        if (NAME_IS(key, klen, "X-Forwarded-For")) {
+            rf->xff = join(rf->p, rf->xff, value);
+            return 1;
+        }
+        if (NAME_IS(key, klen, "X-Forwarded-Host")) {
+            rf->xfh = join(rf->p, rf->xfh, value);
+            return 1;
+        }
+        if (NAME_IS(key, klen, "X-Forwarded-Proto")) {
+            rf->xfp = join(rf->p, rf->xfp, value);
+            return 1;
+        }
+    }
+    if ((rf->mode & RC_FWD_RFC7239) && NAME_IS(key, klen, "Forwarded")) {
+        rf->fwd = join(rf->p, rf->fwd, value);
+        return 1;
+    }
+    if (rf->mode != RC_FWD_OFF && NAME_IS(key, klen, "Via")) {
+        rf->via = join(rf->p, rf->via, value);
+        return 1;
+    }
+    return put_field(rf->hb, key, value);
+}
+
+static void put_line(head_builder_t *hb, const char *name, const char *v)
+{
+    put(hb, name);
+    put(hb, ": ");
+    put(hb, v);
+    put(hb, "\r\n");
+}
+
+/* X-Forwarded-*, Forwarded and Via, each extending what came in. */
+static void put_forwarded(request_rec *r, req_fields_t *rf)
 {
     const char *host = apr_table_get(r->headers_in, "Host");
     const char *proto = ap_http_scheme(r);
@@ -86,26 +154,30 @@ static void add_forwarded(request_rec *r, apr_table_t *h, int mode)
         ? apr_itoa(r->pool, HTTP_VERSION_MAJOR(r->proto_num))
         : r->proto_num == HTTP_VERSION(1, 0) ? "1.0" : "1.1";
 
-    if (mode & RC_FWD_X) {
-        rc_hdr_append_list(r->pool, h, "X-Forwarded-For", r->useragent_ip);
+    if (rf->mode & RC_FWD_X) {
+        put_line(rf->hb, "X-Forwarded-For",
+                 join(r->pool, rf->xff, r->useragent_ip));
         if (host) {
-            rc_hdr_append_list(r->pool, h, "X-Forwarded-Host", host);
+            put_line(rf->hb, "X-Forwarded-Host", join(r->pool, rf->xfh,
+                                                      host));
         }
-        rc_hdr_append_list(r->pool, h, "X-Forwarded-Proto", proto);
+        put_line(rf->hb, "X-Forwarded-Proto", join(r->pool, rf->xfp,
+                                                   proto));
     }
-    if (mode & RC_FWD_RFC7239) {
+    if (rf->mode & RC_FWD_RFC7239) {
         const char *v = apr_psprintf(r->pool, "for=%s;proto=%s",
                                      fwd_node(r->pool, r->useragent_ip),
                                      proto);
         if (host) {
             v = apr_psprintf(r->pool, "%s;host=\"%s\"", v, host);
         }
-        rc_hdr_append_list(r->pool, h, "Forwarded", v);
+        put_line(rf->hb, "Forwarded", join(r->pool, rf->fwd, v));
     }
-    if (mode != RC_FWD_OFF) {
-        rc_hdr_append_list(r->pool, h, "Via",
-                           apr_psprintf(r->pool, "%s %s", via_proto,
-                                        ap_get_server_name(r)));
+    if (rf->mode != RC_FWD_OFF) {
+        put_line(rf->hb, "Via", join(r->pool, rf->via,
+                                     apr_pstrcat(r->pool, via_proto, " ",
+                                                 ap_get_server_name(r),
+                                                 NULL)));
     }
 }
 
@@ -118,23 +190,19 @@ static const char *build_head(request_rec *r, const rc_worker_t *w,
 {
     rc_server_conf_t *sc = ap_get_module_config(r->server->module_config,
                                                 &revcache_module);
-    apr_table_t *h = apr_table_copy(r->pool, r->headers_in);
     const char *host = NULL;
     head_builder_t hb;
+    req_fields_t rf;
 
     hb.vec = apr_array_make(r->pool, 64, sizeof(struct iovec));
-    rc_hdr_strip_hop_by_hop(h);
-    /* Framing is ours to set; Expect was answered by httpd (it sends
-     * "100 Continue" when we first read the body). */
-    apr_table_unset(h, "Content-Length");
-    apr_table_unset(h, "Expect");
+    memset(&rf, 0, sizeof(rf));
+    rf.hb = &hb;
+    rf.p = r->pool;
+    rf.tokens = rc_hdr_connection_tokens(r->pool, r->headers_in);
+    rf.set = set_headers;
+    rf.mode = rc_conf_forwarded(sc);
     if (rc_conf_preserve_host(sc)) {
         host = apr_table_get(r->headers_in, "Host");
-    }
-    apr_table_unset(h, "Host");
-    add_forwarded(r, h, rc_conf_forwarded(sc));
-    if (set_headers) {
-        apr_table_overlap(h, set_headers, APR_OVERLAP_TABLES_SET);
     }
 
     put(&hb, r->method);
@@ -144,9 +212,8 @@ static const char *build_head(request_rec *r, const rc_worker_t *w,
     put(&hb, host ? host : w->authority);
     put(&hb, "\r\n");
     if (body == BODY_LENGTH) {
-        put(&hb, "Content-Length: ");
-        put(&hb, apr_table_get(r->headers_in, "Content-Length"));
-        put(&hb, "\r\n");
+        put_line(&hb, "Content-Length",
+                 apr_table_get(r->headers_in, "Content-Length"));
     }
     else if (body == BODY_CHUNKED) {
         put(&hb, "Transfer-Encoding: chunked\r\n");
@@ -158,7 +225,11 @@ static const char *build_head(request_rec *r, const rc_worker_t *w,
     if (!w->keepalive) {
         put(&hb, "Connection: close\r\n");
     }
-    apr_table_do(put_field, &hb, h, NULL);
+    apr_table_do(put_request_field, &rf, r->headers_in, NULL);
+    if (set_headers) {
+        apr_table_do(put_field, &hb, set_headers, NULL);
+    }
+    put_forwarded(r, &rf);
     put(&hb, "\r\n");
     return apr_pstrcatv(r->pool, (struct iovec *)hb.vec->elts,
                         hb.vec->nelts, len);
@@ -261,16 +332,21 @@ static void set_response_headers(request_rec *r, rc_resp_head_t *head,
     apr_array_header_t *maps = dc->reverse->nelts
         ? apr_array_append(r->pool, dc->reverse, sc->reverse) : sc->reverse;
     const char *front = NULL;
+    const apr_array_header_t *tokens = rc_hdr_connection_tokens(r->pool,
+                                                                head->headers);
+    /* Content-Length stays only where it frames what the client gets. */
+    int drop_length = kind == RC_BODY_CHUNKED || kind == RC_BODY_CLOSE;
     int i;
 
-    rc_hdr_strip_hop_by_hop(head->headers);
-    if (kind == RC_BODY_CHUNKED || kind == RC_BODY_CLOSE) {
-        apr_table_unset(head->headers, "Content-Length");
-    }
     arr = apr_table_elts(head->headers);
     e = (const apr_table_entry_t *)arr->elts;
     for (i = 0; i < arr->nelts; i++) {
         const char *v = e[i].val;
+
+        if (!rc_hdr_forwardable(e[i].key, tokens)
+            || (drop_length && !strcasecmp(e[i].key, "Content-Length"))) {
+            continue;
+        }
 
         if (!strcasecmp(e[i].key, "Content-Type")) {
             ap_set_content_type(r, v);

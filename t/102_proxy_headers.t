@@ -10,7 +10,7 @@ use Apache::TestRequest qw(GET);
 use lib 't/lib';
 use RcTest qw(raw);
 
-plan tests => 30, need_lwp;
+plan tests => 33, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my ($res, $raw, $head);
@@ -39,6 +39,13 @@ like $res->content, qr/^X-Forwarded-Host: [^\r]+\r$/m, 'X-Forwarded-Host';
 like $res->content, qr/^X-Forwarded-Proto: http\r$/m, 'X-Forwarded-Proto';
 like $res->content, qr/^Via: 1\.1 \S+\r$/m, 'Via';
 unlike $res->content, qr/^Forwarded:/m, 'no RFC 7239 Forwarded unless asked';
+
+# Several incoming fields of a list join in order before our value.
+$raw = raw("GET /o/echo/xff HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\n"
+         . "Via: 1.0 a\r\nX-Forwarded-For: 10.0.0.2, 10.0.0.3\r\nConnection: close\r\n\r\n");
+like $raw, qr/^X-Forwarded-For: 10\.0\.0\.1, 10\.0\.0\.2, 10\.0\.0\.3, 127\.0\.0\.1\r$/m, 'several X-Forwarded-For fields joined, ours last';
+like $raw, qr/^Via: 1\.0 a, 1\.1 \S+\r$/m, 'Via extended';
+is scalar(() = $raw =~ /^X-Forwarded-For:/mg), 1, 'one X-Forwarded-For field';
 
 # front2: RevProxyForwarded RFC7239 and RevProxyPreserveHost On.
 Apache::TestRequest::module('front2');

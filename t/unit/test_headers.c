@@ -345,63 +345,34 @@ static void test_reverse_first_match(void **state)
     assert_ptr_equal(rc_hdr_reverse_map(pool, v, maps, 3, FRONT), v);
 }
 
-/* Compares two comma-separated lists element by element, ignoring the
- * optional whitespace around commas (apr_table_getm() joins with ","). */
-static void list_equal(const char *got, const char *want, const char *file,
-                       int line)
-{
-    char *g = apr_pstrdup(pool, got), *w = apr_pstrdup(pool, want);
-    char *gs, *ws, *gt, *wt;
-
-    gt = apr_strtok(g, ",", &gs);
-    wt = apr_strtok(w, ",", &ws);
-    while (gt && wt) {
-        apr_collapse_spaces(gt, gt);
-        apr_collapse_spaces(wt, wt);
-        if (strcmp(gt, wt) != 0) {
-            break;
-        }
-        gt = apr_strtok(NULL, ",", &gs);
-        wt = apr_strtok(NULL, ",", &ws);
-    }
-    if (gt || wt) {
-        print_error("list \"%s\" != \"%s\"\n", got, want);
-        _fail(file, line);
-    }
-}
-#define assert_list_equal(g, w) list_equal((g), (w), __FILE__, __LINE__)
 
 /* ------------------------------------------------------------------ */
-/* List append                                                           */
+/* One-pass filtering: Connection tokens and rc_hdr_forwardable          */
 
-static void test_append_list(void **state)
+static void test_forwardable(void **state)
 {
     apr_table_t *t = apr_table_make(pool, 8);
-    const char *v = "10.0.0.1";
+    apr_array_header_t *tok;
 
     (void)state;
-    /* Absent: set, to the same string. */
-    rc_hdr_append_list(pool, t, "X-Forwarded-For", v);
-    assert_ptr_equal(apr_table_get(t, "X-Forwarded-For"), v);
-    assert_int_equal(apr_table_elts(t)->nelts, 1);
-    /* Present: joined. */
-    rc_hdr_append_list(pool, t, "x-forwarded-for", "10.0.0.2");
-    assert_string_equal(apr_table_get(t, "X-Forwarded-For"),
-                        "10.0.0.1, 10.0.0.2");
-    assert_int_equal(count(t, "X-Forwarded-For"), 1);
+    apr_table_add(t, "Accept", "*/*");
+    assert_null(rc_hdr_connection_tokens(pool, t));
+    assert_true(rc_hdr_forwardable("Accept", NULL));
+    assert_false(rc_hdr_forwardable("keep-alive", NULL));
+    assert_false(rc_hdr_forwardable("PROXY-AUTHORIZATION", NULL));
+    assert_false(rc_hdr_forwardable("te", NULL));
+    assert_true(rc_hdr_forwardable("Tee", NULL));
 
-    /* Several existing fields: merged into one, in order, then value. */
-    t = apr_table_make(pool, 8);
-    apr_table_add(t, "Via", "1.0 a");
-    apr_table_add(t, "Other", "o");
-    apr_table_add(t, "VIA", "1.1 b");
-    apr_table_add(t, "via", "1.1 c, 1.1 d");
-    rc_hdr_append_list(pool, t, "Via", "1.1 rc");
-    assert_int_equal(count(t, "Via"), 1);
-    assert_list_equal(apr_table_get(t, "Via"),
-                      "1.0 a, 1.1 b, 1.1 c, 1.1 d, 1.1 rc");
-    assert_string_equal(apr_table_get(t, "Other"), "o");
-    assert_int_equal(apr_table_elts(t)->nelts, 2);
+    apr_table_add(t, "Connection", "close, X-A");
+    apr_table_add(t, "connection", " x-b ,\tX-C");
+    tok = rc_hdr_connection_tokens(pool, t);
+    assert_non_null(tok);
+    assert_int_equal(tok->nelts, 4);
+    assert_false(rc_hdr_forwardable("x-a", tok));
+    assert_false(rc_hdr_forwardable("X-B", tok));
+    assert_false(rc_hdr_forwardable("X-c", tok));
+    assert_true(rc_hdr_forwardable("X-D", tok));
+    assert_true(rc_hdr_forwardable("Accept", tok));
 }
 
 /* ------------------------------------------------------------------ */
@@ -429,7 +400,7 @@ int main(void)
         cmocka_unit_test(test_reverse_boundaries),
         cmocka_unit_test(test_reverse_slashes),
         cmocka_unit_test(test_reverse_first_match),
-        cmocka_unit_test(test_append_list),
+        cmocka_unit_test(test_forwardable),
     };
     int rc;
 
