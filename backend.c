@@ -185,10 +185,10 @@ static int conn_alive(rc_conn_t *conn)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-apr_status_t rc_backend_acquire(rc_backend_t *be, int fresh,
+apr_status_t rc_backend_acquire(rc_backend_t *be, int flags,
                                 rc_conn_t **conn, int *reused)
 {
-    while (!fresh) {
+    while (!(flags & RC_ACQ_FRESH)) {
         rc_conn_t *c = NULL;
         apr_time_t now = apr_time_now();
 
@@ -209,7 +209,12 @@ apr_status_t rc_backend_acquire(rc_backend_t *be, int fresh,
         if (!c) {
             break;
         }
-        if (conn_alive(c)) {
+        /* A backend closes idle connections after seconds, not
+         * milliseconds; a caller that can retry skips the check for a
+         * connection that was just in use. */
+        if (((flags & RC_ACQ_TRUST_IDLE)
+             && now - c->idle_since < apr_time_from_sec(1))
+            || conn_alive(c)) {
             apr_atomic_inc64(&be->stats.reuses);
             *conn = c;
             *reused = 1;

@@ -52,14 +52,21 @@ apr_status_t rc_backend_create(rc_backend_t **be,
                                const rc_backend_opts_t *opts, int threaded,
                                apr_pool_t *p);
 
+/** Flags of rc_backend_acquire(). */
+#define RC_ACQ_FRESH      1   /**< skip the pool: connect anew */
+#define RC_ACQ_TRUST_IDLE 2   /**< a pooled connection idle for under a
+                                   second is used without the liveness
+                                   check (one syscall less): for requests
+                                   the caller may retry on failure */
+
 /**
  * Takes a connection: the most recently used idle one that is still
- * open (checked without blocking), or a new one.
- * @param fresh non-zero to skip the pool and connect anew
+ * open (checked without blocking, see RC_ACQ_TRUST_IDLE), or a new one.
+ * @param flags RC_ACQ_* (0 for the default)
  * @param reused set to non-zero when the connection came from the pool
  * @return APR_SUCCESS, or the connect error (APR_TIMEUP on timeout)
  */
-apr_status_t rc_backend_acquire(rc_backend_t *be, int fresh,
+apr_status_t rc_backend_acquire(rc_backend_t *be, int flags,
                                 rc_conn_t **conn, int *reused);
 
 /**

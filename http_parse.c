@@ -74,19 +74,16 @@ apr_size_t rc_http_head_end(const char *buf, apr_size_t len)
  * sets *next to the start of the following line; -1 on a bare CR. */
 static apr_ssize_t line_at(const char *buf, apr_size_t len, apr_size_t *next)
 {
+    const char *nl = memchr(buf, '\n', len);
     apr_size_t i;
 
-    for (i = 0; i < len; i++) {
-        if (buf[i] == '\n') {
-            *next = i + 1;
-            if (i > 0 && buf[i - 1] == '\r') {
-                return (apr_ssize_t)(i - 1);
-            }
-            return (apr_ssize_t)i;
-        }
+    if (!nl) {
+        *next = len;
+        return (apr_ssize_t)len;
     }
-    *next = len;
-    return (apr_ssize_t)len;
+    i = (apr_size_t)(nl - buf);
+    *next = i + 1;
+    return (apr_ssize_t)(i > 0 && buf[i - 1] == '\r' ? i - 1 : i);
 }
 
 static apr_status_t parse_status_line(apr_pool_t *p, const char *s,
@@ -146,15 +143,13 @@ static apr_status_t parse_field(apr_pool_t *p, const char *s, apr_size_t n,
     while (vs < n && (s[vs] == ' ' || s[vs] == '\t')) {
         vs++;
     }
-    ve = vs;
     for (i = vs; i < n; i++) {
         if (!(char_class[u[i]] & C_VALUE)) {
             *err = "control character in header field value";
             return APR_EGENERAL;
         }
-        if (s[i] != ' ' && s[i] != '\t') {
-            ve = i + 1;
-        }
+    }
+    for (ve = n; ve > vs && (s[ve - 1] == ' ' || s[ve - 1] == '\t'); ve--) {
     }
     name = apr_pstrmemdup(p, s, colon);
     value = apr_pstrmemdup(p, s + vs, ve - vs);

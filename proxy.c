@@ -510,7 +510,12 @@ int rc_proxy_exchange(request_rec *r, const rc_worker_t *w,
         apr_status_t rv;
         struct iovec v;
 
-        rv = rc_backend_acquire(be, attempt > 0, &x->conn, &reused);
+        /* A bodyless idempotent request is retried if its pooled
+         * connection turns out dead: it may skip the liveness check. */
+        rv = rc_backend_acquire(be, attempt > 0 ? RC_ACQ_FRESH
+                                : (body == BODY_NONE && idempotent(r)
+                                   ? RC_ACQ_TRUST_IDLE : 0),
+                                &x->conn, &reused);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, RCLOGNO(00203)
                           "cannot connect to backend %s%s", w->url,
