@@ -65,13 +65,16 @@ typedef enum { F_U64, F_U32, F_INT, F_DBL } status_ftype_e;
 
 typedef struct {
     const char     *name;      /* JSON key, suffix of the metric name */
+    const char     *prom;      /* the suffix when it differs, or NULL */
     const char     *help;      /* HTML title, Prometheus HELP */
     int             counter;   /* 1: a counter (_total), 0: a gauge */
     status_ftype_e  type;
     apr_size_t      off;
 } status_field_t;
 
-#define CF(n, c, h) { #n, h, c, F_U64, offsetof(rc_cache_stats_t, n) }
+#define CF(n, c, h) { #n, NULL, h, c, F_U64, offsetof(rc_cache_stats_t, n) }
+/* a gauge whose C name ends in _total: another metric name */
+#define CG(n, pn, h) { #n, pn, h, 0, F_U64, offsetof(rc_cache_stats_t, n) }
 static const status_field_t cache_fields[] = {
     CF(lookups, 1, "cache lookups"),
     CF(hits, 1, "lookups that found an entry"),
@@ -96,14 +99,16 @@ static const status_field_t cache_fields[] = {
     CF(busy, 1, "lookups refused for lack of a pin slot"),
     CF(objects, 0, "live entries"),
     CF(bytes_used, 0, "bytes of the data area in use"),
-    CF(bytes_total, 0, "bytes of the data area (RevCacheSize)"),
-    CF(entries_total, 0, "entry slots"),
+    CG(bytes_total, "size_bytes", "bytes of the data area (RevCacheSize)"),
+    CG(entries_total, "entry_slots", "entry slots"),
     CF(block_size, 0, "bytes per block"),
     CF(generation, 0, "segment generation (bumped on every attach)"),
 };
 #undef CF
+#undef CG
 
-#define MF(n, c, t, h) { #n, h, c, t, offsetof(rc_bal_member_stats_t, n) }
+#define MF(n, c, t, h) \
+    { #n, NULL, h, c, t, offsetof(rc_bal_member_stats_t, n) }
 static const status_field_t member_fields[] = {
     MF(weight, 0, F_INT, "configured weight"),
     MF(eff_weight, 0, F_DBL, "weight in force (slow start)"),
@@ -122,7 +127,7 @@ static const status_field_t member_fields[] = {
 };
 #undef MF
 
-#define WF(n, h) { #n, h, 1, F_U64, offsetof(rc_backend_stats_t, n) }
+#define WF(n, h) { #n, NULL, h, 1, F_U64, offsetof(rc_backend_stats_t, n) }
 static const status_field_t worker_fields[] = {
     WF(connects, "new backend connections (this child process)"),
     WF(reuses, "requests on a pooled connection (this child process)"),
@@ -415,7 +420,8 @@ static const char *prom_esc(apr_pool_t *p, const char *s)
 static const char *prom_family(request_rec *r, const char *prefix,
                                const status_field_t *f)
 {
-    const char *name = apr_pstrcat(r->pool, prefix, f->name,
+    const char *name = apr_pstrcat(r->pool, prefix,
+                                   f->prom ? f->prom : f->name,
                                    f->counter ? "_total" : "", NULL);
 
     ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n", name, f->help, name,
