@@ -4,7 +4,7 @@
  * cache.c - the httpd glue of the shared-memory HTTP cache: the segment's
  * life cycle, the hooks, and the request side of a lookup: key, entry
  * (primary record -> Vary -> variant), the hit decision, serving a hit,
- * PURGE, Cache-Status, and the revcache-status JSON counters.
+ * PURGE, Cache-Status, and the counters the status page shows.
  * cache_fetch.c does everything that talks to a backend (misses, stores,
  * revalidation, stale-if-error, the background refresh, invalidation);
  * cache_conf.c the directives.
@@ -600,45 +600,15 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
 }
 
 /* ------------------------------------------------------------------ */
-/* revcache-status: the counters as JSON                               */
+/* The counters, for the status page (status.c)                        */
 
-static int status_handler(request_rec *r)
+int rc_cache_status_stats(rc_cache_stats_t *st)
 {
-    rc_cache_stats_t st;
-
-    if (!r->handler || strcmp(r->handler, "revcache-status") != 0) {
-        return DECLINED;
-    }
-    if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!segment) {
-        ap_rputs("{\"cache\": null}\n", r);
-        return OK;
+        return 0;
     }
-    rc_cache_stats(segment, &st);
-#define F(n) "\"" #n "\": %" APR_UINT64_T_FMT
-    ap_rprintf(r, "{\"cache\": {" F(lookups) ", " F(hits) ", " F(misses)
-               ", " F(stores) ", " F(store_aborts) ", " F(store_toobig)
-               ", " F(evictions) ", " F(expired) ", " F(purged) ", "
-               F(purges) ", " F(replaced) ", " F(meta_updates) ", "
-               F(collapsed_waits) ", " F(collapsed_timeouts) ", "
-               F(fill_takeovers) ", " F(pins_reaped) ", " F(writers_reaped)
-               ", " F(lock_repairs) ", " F(corrupt) ", " F(nospace) ", "
-               F(busy) ", " F(objects) ", " F(bytes_used) ", "
-               F(bytes_total) ", " F(generation) ", \"pid\": %"
-               APR_PID_T_FMT "}}\n",
-               st.lookups, st.hits, st.misses, st.stores, st.store_aborts,
-               st.store_toobig, st.evictions, st.expired, st.purged,
-               st.purges, st.replaced, st.meta_updates, st.collapsed_waits,
-               st.collapsed_timeouts, st.fill_takeovers, st.pins_reaped,
-               st.writers_reaped, st.lock_repairs, st.corrupt, st.nospace,
-               st.busy, st.objects, st.bytes_used, st.bytes_total,
-               st.generation, getpid());
-#undef F
-    return OK;
+    rc_cache_stats(segment, st);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -770,5 +740,4 @@ void rc_cache_register_hooks(apr_pool_t *p)
     ap_hook_monitor(cache_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(cache_log_transaction, NULL, NULL,
                             APR_HOOK_REALLY_LAST);
-    ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

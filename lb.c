@@ -1319,6 +1319,16 @@ rc_bal_t *rc_lb_core(const rc_lb_t *lb)
     return lb->bal;
 }
 
+const char *rc_lb_health_uri(const rc_lb_t *lb)
+{
+    return lb->hc.uri;
+}
+
+const char *rc_lb_sticky(const rc_lb_t *lb)
+{
+    return lb->sticky;
+}
+
 apr_status_t rc_lb_member_stats(const rc_lb_t *lb, int idx,
                                 rc_bal_member_stats_t *st)
 {

@@ -361,6 +361,7 @@ static void rc_register_hooks(apr_pool_t *p)
     ap_hook_handler(rc_handler, NULL, NULL, APR_HOOK_MIDDLE);
     rc_lb_register_hooks(p);
     rc_cache_register_hooks(p);
+    rc_status_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(revcache) = {

@@ -23,6 +23,10 @@
 #define RCLOGNO(n) "RC" #n ": "
 
 #define RC_HANDLER        "revcache"
+#define RC_STATUS_HANDLER "revcache-status"
+
+/** The module's version, shown by the status page. */
+#define RC_VERSION        "0.4.0-dev"
 
 /* Defaults, applied late by the accessors in config.c. */
 #define RC_DEF_CONNECT_TIMEOUT  apr_time_from_sec(5)
@@ -298,6 +302,10 @@ rc_lb_t *rc_lb_get(int i);
 const char *rc_lb_name(const rc_lb_t *lb);
 /** Its core handle (shared state), NULL before post_config. */
 rc_bal_t *rc_lb_core(const rc_lb_t *lb);
+/** RevHealthCheck's uri=, NULL without active health checks. */
+const char *rc_lb_health_uri(const rc_lb_t *lb);
+/** RevBalancerSticky's cookie name, NULL without stickiness. */
+const char *rc_lb_sticky(const rc_lb_t *lb);
 /** Snapshot of member @a idx (see rc_bal_member_stats()). */
 apr_status_t rc_lb_member_stats(const rc_lb_t *lb, int idx,
                                 rc_bal_member_stats_t *st);
@@ -350,5 +358,12 @@ int rc_cache_enabled(request_rec *r);
  * @return what the handler returns
  */
 int rc_cache_handle(request_rec *r, rc_match_t *m);
+/** For the status page: a snapshot of the shared store's counters.
+ *  @return 0 when this configuration has no cache segment */
+struct rc_cache_stats_t;
+int rc_cache_status_stats(struct rc_cache_stats_t *st);
+
+/* status.c: the revcache-status handler (HTML, JSON, Prometheus). */
+void rc_status_register_hooks(apr_pool_t *p);
 
 #endif /* MOD_REVCACHE_H */

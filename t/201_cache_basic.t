@@ -116,7 +116,7 @@ is $res->content, "b7 2\n", 'a route without RevCacheEnable is not cached';
 ok !defined $res->header('Cache-Status'), 'no Cache-Status where the cache is off';
 
 # The counters show the work.
-$res = GET '/revcache-status';
+$res = GET '/revcache-status?json';
 like $res->content, qr/"hits": [1-9]/, 'revcache-status counts hits';
 
 ok $log->check, 'no unexpected errors in the log';

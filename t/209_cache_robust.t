@@ -106,7 +106,7 @@ my $r1 = get_raw("/c/length?size=1000&r=after&$ma");
 my $r2 = get_raw("/c/length?size=1000&r=after&$ma");
 like $r2->{h}{'cache-status'} // '', qr/^revcache; hit/, 'a new entry is stored and hit after the storm';
 is origin_count(qr{uri=/length\?size=1000&r=after}), 1, 'after the storm: one origin request for it';
-my $st = GET '/revcache-status';
+my $st = GET '/revcache-status?json';
 like $st->content, qr/"corrupt": 0,/, 'no validation failures counted';
 
 # Graceful restart keeps the cache.
