@@ -26,7 +26,7 @@
 #define RC_STATUS_HANDLER "revcache-status"
 
 /** The module's version, shown by the status page. */
-#define RC_VERSION        "0.4.0-dev"
+#define RC_VERSION        "0.1.0"
 
 /* Defaults, applied late by the accessors in config.c. */
 #define RC_DEF_CONNECT_TIMEOUT  apr_time_from_sec(5)
