@@ -97,18 +97,6 @@ void rc_cache_opts(const rc_cache_dconf_t *dc, rc_rules_opts_t *o)
     o->key_headers = dc->key_headers;
 }
 
-/* "On"/"Off" as a flag; -1 when neither. */
-static int parse_onoff(const char *v)
-{
-    if (!strcasecmp(v, "on")) {
-        return 1;
-    }
-    if (!strcasecmp(v, "off")) {
-        return 0;
-    }
-    return -1;
-}
-
 /* A size: "1048576", "512K", "64M", "1G" (binary multiples). */
 static const char *parse_size(cmd_parms *cmd, const char *v,
                               apr_int64_t min, apr_int64_t max,
@@ -191,7 +179,7 @@ static const char *flag(cmd_parms *cmd, int argc, char *const argv[],
     if (err) {
         return err;
     }
-    if ((*out = parse_onoff(argv[0])) < 0) {
+    if ((*out = rc_conf_parse_onoff(argv[0])) < 0) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not On or Off",
                             cmd->cmd->name, argv[0]);
     }

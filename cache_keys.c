@@ -25,24 +25,7 @@
 
 #include "cache_rules.h"
 
-#define RC_OWS(c) ((c) == ' ' || (c) == '\t')
-
-/* tchar of RFC 9110 section 5.6.2 */
-static int is_tchar(int c)
-{
-    if (apr_isalnum(c)) {
-        return 1;
-    }
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static const char *skip_ows(const char *s)
-{
-    while (RC_OWS(*s)) {
-        s++;
-    }
-    return s;
-}
+#include "cache_rules_int.h"
 
 /* ------------------------------------------------------------------ */
 /* Vary                                                                */

@@ -170,8 +170,8 @@ void rc_config_resolve_workers(void)
     }
 }
 
-/* "On"/"Off" as a flag; -1 when neither. */
-static int parse_onoff(const char *v)
+/* "On"/"Off" (any case) as 1/0; -1 when neither. */
+int rc_conf_parse_onoff(const char *v)
 {
     if (!strcasecmp(v, "on")) {
         return 1;
@@ -287,7 +287,7 @@ const char *rc_config_worker_option(cmd_parms *cmd, rc_worker_t *w,
         return parse_count(cmd, "maxidle", val, 0, 100000, &w->max_idle);
     }
     if (!strcasecmp(key, "keepalive")) {
-        if ((on = parse_onoff(val)) < 0) {
+        if ((on = rc_conf_parse_onoff(val)) < 0) {
             return apr_psprintf(cmd->pool, "keepalive: '%s' is not On or "
                                 "Off", val);
         }

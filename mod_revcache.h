@@ -139,6 +139,8 @@ void rc_config_worker_add(rc_worker_t *w);
 /** Fills each worker's unset options from its server's config. */
 void rc_config_resolve_workers(void);
 int rc_conf_preserve_host(const rc_server_conf_t *sc);
+/** "On"/"Off" (any case) as 1/0; -1 when neither. */
+int rc_conf_parse_onoff(const char *v);
 int rc_conf_forwarded(const rc_server_conf_t *sc);
 
 /* proxy.c: one exchange with a backend, in phases, so the cache and the

@@ -6,7 +6,8 @@ use warnings FATAL => 'all';
 
 use Apache::Test qw(-withtestmore);
 use Test::More import => ['!plan'];
-use File::Temp qw(tempdir);
+use lib 't/lib';
+use RcTest ();
 
 my @bad = (
     ['RevCacheEnable maybe'                 => qr/RevCacheEnable: 'maybe' is not On or Off/],
@@ -66,26 +67,7 @@ EOF_GOOD
 
 plan tests => 2 * @bad + 1;
 
-my $vars = Apache::Test::vars();
-my $so = "$vars->{serverroot}/../.libs/mod_revcache.so";
-my $dir = tempdir(CLEANUP => 1);
-my $mods = '/usr/lib/apache2/modules';
-
-sub configtest {
-    my ($body) = @_;
-    my $file = "$dir/test.conf";
-    open my $fh, '>', $file or die $!;
-    # 5 lines of preamble: directive line N of the body is line N + 5.
-    print $fh "LoadModule mpm_event_module $mods/mod_mpm_event.so\n"
-            . "LoadModule authz_core_module $mods/mod_authz_core.so\n"
-            . "LoadModule revcache_module $so\n"
-            . "ErrorLog $dir/error_log\n"
-            . "PidFile $dir/pid\n"
-            . "$body\n";
-    close $fh;
-    my $out = `$vars->{httpd} -t -f $file 2>&1`;
-    return ($? >> 8, $out, $file);
-}
+sub configtest { RcTest::configtest(@_) }
 
 for my $case (@bad) {
     my ($body, $re, $line) = @$case;

@@ -254,6 +254,32 @@ sub parse_raw {
     return \%r;
 }
 
+# Runs `httpd -t` on a small config: a preamble of PREAMBLE_LINES lines
+# (MPM, authz_core, this module, logs) then $body. Returns (exit code,
+# output, file) so a test can check "Syntax error on line N of FILE".
+use constant PREAMBLE_LINES => 5;
+my $configtest_dir;
+
+sub configtest {
+    my ($body) = @_;
+    my $vars = Apache::Test::vars();
+    my $mods = '/usr/lib/apache2/modules';
+    require File::Temp;
+    $configtest_dir ||= File::Temp::tempdir(CLEANUP => 1);
+    my $dir = $configtest_dir;
+    my $file = "$dir/test.conf";
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh "LoadModule mpm_event_module $mods/mod_mpm_event.so\n"
+            . "LoadModule authz_core_module $mods/mod_authz_core.so\n"
+            . "LoadModule revcache_module $vars->{serverroot}/../.libs/mod_revcache.so\n"
+            . "ErrorLog $dir/error_log\n"
+            . "PidFile $dir/pid\n"
+            . "$body\n";
+    close $fh;
+    my $out = `$vars->{httpd} -t -f $file 2>&1`;
+    return ($? >> 8, $out, $file);
+}
+
 package RcTest::LogWatch;
 
 # Remembers where the error log ends; check() fails the test (one
