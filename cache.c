@@ -553,6 +553,9 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
             switch (hk) {
             case RC_HIT_FRESH:
             case RC_HIT_STALE:
+                if (hk == RC_HIT_STALE) {
+                    rc_cache_count_stale(q->c);
+                }
                 return rc_cache_serve(q, e, "hit; ttl=%" APR_INT64_T_FMT
                                       "%s", rc_rules_ttl_seconds(&e->fresh,
                                                                  now),
@@ -566,6 +569,7 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
                     q->refresh = 1;
                     q->stale = e;
                 }
+                rc_cache_count_stale(q->c);
                 return rc_cache_serve(q, e, "hit; ttl=%" APR_INT64_T_FMT
                                       "; detail=stale-while-revalidate",
                                       rc_rules_ttl_seconds(&e->fresh, now));

@@ -363,6 +363,7 @@ int rc_cache_fetch(rc_cache_req_t *q, rc_cache_entry_t *e,
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00327)
                           "cache: backend failed, serving stale %s",
                           q->key);
+            rc_cache_count_stale(q->c);
             return rc_cache_serve(q, e, "fwd=%s; fwd-status=%d; "
                                   "detail=stale-if-error", why, rv);
         }
@@ -380,6 +381,7 @@ int rc_cache_fetch(rc_cache_req_t *q, rc_cache_entry_t *e,
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00328)
                       "cache: backend answered %d, serving stale %s", st5,
                       q->key);
+        rc_cache_count_stale(q->c);
         return rc_cache_serve(q, e, "fwd=%s; fwd-status=%d; "
                               "detail=stale-if-error", why, st5);
     }

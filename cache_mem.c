@@ -1235,6 +1235,11 @@ void rc_cache_fill_end(rc_cache_t *c, rc_cache_fill_t *f, int committed)
     f->token = 0;
 }
 
+void rc_cache_count_stale(rc_cache_t *c)
+{
+    CTR_ADD(c, C_STALE, 1);
+}
+
 void rc_cache_stats(rc_cache_t *c, rc_cache_stats_t *st)
 {
     apr_uint64_t v[C_MAX];
@@ -1264,6 +1269,7 @@ void rc_cache_stats(rc_cache_t *c, rc_cache_stats_t *st)
     st->corrupt = v[C_CORRUPT];
     st->nospace = v[C_NOSPACE];
     st->busy = v[C_BUSY];
+    st->stale_served = v[C_STALE];
     st->objects = v[C_OBJECTS];
     st->bytes_used = v[C_BLOCKS] * c->bsize;
     st->bytes_total = (apr_uint64_t)c->nblocks * c->bsize;

@@ -110,6 +110,8 @@ typedef struct rc_cache_stats_t {
     apr_uint64_t corrupt;          /**< validation failures */
     apr_uint64_t nospace;          /**< allocations that found nothing */
     apr_uint64_t busy;             /**< lookups refused: no pin slot */
+    apr_uint64_t stale_served;     /**< stale entries served (counted by
+                                        the glue: rc_cache_count_stale) */
     apr_uint64_t objects;          /**< live (visible) entries */
     apr_uint64_t bytes_used;       /**< bytes of blocks in use (any state) */
     apr_uint64_t bytes_total;      /**< bytes of the data area */
@@ -302,6 +304,10 @@ apr_size_t rc_cache_reap(rc_cache_t *c, apr_time_t now);
 
 /** Lock-free snapshot of the counters. */
 void rc_cache_stats(rc_cache_t *c, rc_cache_stats_t *st);
+
+/** Counts one stale entry served (max-stale, stale-while-revalidate,
+ *  stale-if-error): only the glue knows when it does that. */
+void rc_cache_count_stale(rc_cache_t *c);
 
 /**
  * Full consistency check (takes every lock; for tests and debugging,

@@ -97,6 +97,7 @@ static const status_field_t cache_fields[] = {
     CF(corrupt, 1, "entries that failed validation"),
     CF(nospace, 1, "allocations that found no space"),
     CF(busy, 1, "lookups refused for lack of a pin slot"),
+    CF(stale_served, 1, "stale entries served (max-stale, SWR, stale-if-error)"),
     CF(objects, 0, "live entries"),
     CF(bytes_used, 0, "bytes of the data area in use"),
     CG(bytes_total, "size_bytes", "bytes of the data area (RevCacheSize)"),

@@ -12,7 +12,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use RcTest qw(origin_count parallel parse_raw);
 
-plan tests => 28, need_lwp;
+plan tests => 29, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $res;
@@ -72,8 +72,10 @@ is $res->code, 500, 'no stale-if-error: the 500';
 my $y = '/c/ctr/e5?after=1&then=503&h=Cache-Control:max-age%3D1';
 GET $y;
 sleep 1.5;
+my $stale0 = stale_served();
 $res = GET $y, 'Cache-Control' => 'stale-if-error=60';
 is $res->content, "e5 1\n", 'request stale-if-error: the stale copy';
+is stale_served() - $stale0, 1, 'the stale_served counter counted it';
 # must-revalidate forbids it.
 my $z = '/c/ctr/e6?after=1&then=500&h=Cache-Control:max-age%3D1,must-revalidate,stale-if-error%3D60';
 GET $z;
@@ -99,3 +101,8 @@ is $res->content, "e8 1\n", 'RevCacheStaleIfError: reset backend, the stale copy
 cmp_ok seen('e8'), '>=', 2, 'reset: the origin was asked';
 
 ok $log->check(qr/RC0020[67]/), 'no unexpected errors in the log (the failing backends aside)';
+
+sub stale_served {
+    my $j = (GET '/revcache-status?json')->content;
+    return $j =~ /"stale_served": (\d+)/ ? $1 : -1;
+}
