@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define RC_SEG_MAGIC       0x52435348u    /* "RCSH" */
-#define RC_SEG_VERSION     1u
+#define RC_SEG_VERSION     2u   /* 2: stale-served counter */
 #define RC_ENT_MAGIC       0x52434531u    /* "RCE1" */
 
 #define RC_FILL_PER_STRIPE 8
