@@ -15,22 +15,8 @@ plan tests => 12, need_lwp;
 my $log = RcTest::LogWatch->new;
 my ($keep, $port) = @ENV{qw(RC_ORIGIN3_PORT RC_ORIGIN4_PORT)};
 
-sub direct {
-    my ($path) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                  Timeout => 5) or die "origin: $!";
-    print $s "GET $path HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n";
-    local $/;
-    return scalar <$s>;
-}
-sub spread {
-    my %n;
-    for (1 .. 20) {
-        my ($c, $p) = lb_get('/lb/hc/headers');
-        $n{$c == 200 ? $p : "err$c"}++;
-    }
-    return \%n;
-}
+sub direct { RcTest::direct_raw($_[0], $port) }
+sub spread { RcTest::lb_spread('/lb/hc/headers', 20) }
 my $down = qr/RC00412: balancer hc: member \S+:$port marked down/;
 my $up = qr/RC00413: balancer hc: member \S+:$port marked up/;
 

@@ -29,16 +29,34 @@ our @EXPORT_OK = qw(origin_port origin_count origin_log raw raw_port
 
 sub origin_port { $ENV{RC_ORIGIN_PORT} }
 
-sub _direct {
-    my ($path) = @_;
+# One GET straight to an origin (not through httpd): the whole response.
+sub direct_raw {
+    my ($path, $port) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => origin_port(), Timeout => 5)
+                                  PeerPort => $port || origin_port(),
+                                  Timeout => 5)
         or die "origin: $!";
     print $s "GET $path HTTP/1.1\r\nHost: origin\r\nConnection: close\r\n\r\n";
     local $/;
-    my $r = <$s>;
+    return scalar <$s>;
+}
+
+sub _direct {
+    my $r = direct_raw(@_);
     $r =~ s/^.*?\r\n\r\n//s;
     return $r;
+}
+
+# Which member answered each of $n GETs of $path through a balancer:
+# { origin port => count, "errNNN" => count }.
+sub lb_spread {
+    my ($path, $n) = @_;
+    my %n;
+    for (1 .. ($n || 20)) {
+        my ($c, $p) = lb_get($path);
+        $n{$c == 200 ? $p : "err$c"}++;
+    }
+    return \%n;
 }
 
 # Requests seen by the origin (from its log), optionally only those whose
