@@ -69,15 +69,7 @@ plan tests => 2 * @bad + 1;
 
 sub configtest { RcTest::configtest(@_) }
 
-for my $case (@bad) {
-    my ($body, $re, $line) = @$case;
-    $line ||= 1;
-    my ($rc, $out, $file) = configtest($body);
-    my $first = (split /\n/, $body)[0];
-    isnt $rc, 0, "configtest fails: $first";
-    like $out, qr/Syntax error on line @{[$line + 5]} of \Q$file\E:\s*(?:\S.*\n)?.*$re/,
-        "file, line and reason named: $first" or diag $out;
-}
+RcTest::check_bad_configs(\@bad);
 
 my ($rc, $out) = configtest($good);
 ok $rc == 0 && $out =~ /Syntax OK/, 'every cache directive accepted with good values'

@@ -75,14 +75,7 @@ plan tests => 2 * @bad + 3;
 
 sub configtest { RcTest::configtest(@_) }
 
-for my $case (@bad) {
-    my ($body, $re, $line) = @$case;
-    my ($rc, $out, $file) = configtest($body);
-    my $first = join ' | ', grep { defined } (split /\n/, $body)[0 .. 1];
-    isnt $rc, 0, "configtest fails: $first";
-    like $out, qr/Syntax error on line @{[$line + 5]} of \Q$file\E:\s*(?:\S.*\n)?.*$re/,
-        "file, line and reason named: $first" or diag $out;
-}
+RcTest::check_bad_configs(\@bad, 2);
 
 # An unknown balancer is found once the whole file is read: the error
 # names the RevProxyPass's file and line.

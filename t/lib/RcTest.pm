@@ -298,6 +298,25 @@ sub configtest {
     return ($? >> 8, $out, $file);
 }
 
+# For each [body, reason regex, line (default 1)] of @$bad: configtest
+# fails, and its message names the file, the line and the reason. The
+# first $label_lines lines of a body (default 1) name the case.
+sub check_bad_configs {
+    my ($bad, $label_lines) = @_;
+    $label_lines ||= 1;
+    for my $case (@$bad) {
+        my ($body, $re, $line) = @$case;
+        $line ||= 1;
+        my ($rc, $out, $file) = configtest($body);
+        my $first = join ' | ', grep { defined }
+                    (split /\n/, $body)[0 .. $label_lines - 1];
+        Test::More::isnt($rc, 0, "configtest fails: $first");
+        Test::More::like($out, qr/Syntax error on line @{[$line + PREAMBLE_LINES]} of \Q$file\E:\s*(?:\S.*\n)?.*$re/,
+                         "file, line and reason named: $first")
+            or Test::More::diag($out);
+    }
+}
+
 package RcTest::LogWatch;
 
 # Remembers where the error log ends; check() fails the test (one

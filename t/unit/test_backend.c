@@ -40,7 +40,7 @@
 
 #include "backend.h"
 
-static apr_pool_t *pool;
+#include "rc_unit.h"
 
 static const rc_http_limits_t limits = { 16384, 100 };
 
@@ -1080,21 +1080,6 @@ static void test_writev_limits(void **state)
     origin_stop(o);
 }
 
-/* ------------------------------------------------------------------ */
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1116,10 +1101,5 @@ int main(void)
         cmocka_unit_test(test_head_too_large),
         cmocka_unit_test(test_writev_limits),
     };
-    int rc;
-
-    apr_initialize();
-    rc = cmocka_run_group_tests(tests, setup, teardown);
-    apr_terminate();
-    return rc;
+    RC_UNIT_RUN(tests);
 }

@@ -22,7 +22,7 @@
 
 #include "headers.h"
 
-static apr_pool_t *pool;
+#include "rc_unit.h"
 
 #define FRONT "https://www.example.com"
 
@@ -375,21 +375,6 @@ static void test_forwardable(void **state)
     assert_true(rc_hdr_forwardable("Accept", tok));
 }
 
-/* ------------------------------------------------------------------ */
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,10 +387,5 @@ int main(void)
         cmocka_unit_test(test_reverse_first_match),
         cmocka_unit_test(test_forwardable),
     };
-    int rc;
-
-    apr_initialize();
-    rc = cmocka_run_group_tests(tests, setup, teardown);
-    apr_terminate();
-    return rc;
+    RC_UNIT_RUN(tests);
 }

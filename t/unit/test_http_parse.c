@@ -24,7 +24,7 @@
 
 #include "http_parse.h"
 
-static apr_pool_t *pool;
+#include "rc_unit.h"
 
 static const rc_http_limits_t limits = { 8192, 100 };
 
@@ -903,21 +903,6 @@ static void test_chunk_refused_split(void **state)
     }
 }
 
-/* ------------------------------------------------------------------ */
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -936,10 +921,5 @@ int main(void)
         cmocka_unit_test(test_chunk_byte_by_byte),
         cmocka_unit_test(test_chunk_refused_split),
     };
-    int rc;
-
-    apr_initialize();
-    rc = cmocka_run_group_tests(tests, setup, teardown);
-    apr_terminate();
-    return rc;
+    RC_UNIT_RUN(tests);
 }
