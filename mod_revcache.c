@@ -231,24 +231,22 @@ static const char *join_path(apr_pool_t *p, const char *base,
     return apr_pstrcat(p, base, rest, NULL);
 }
 
-static int rc_translate_name(request_rec *r)
+/* The route that takes r->uri and the request's backend path, or NULL:
+ * no route, an exclusion ("!"), or (*status HTTP_BAD_REQUEST) a path
+ * that would leave the route's base path. */
+static rc_match_t *match_route(request_rec *r, int *status)
 {
-    const rc_route_t *rt;
+    const rc_route_t *rt = find_route(r);
     const char *rest;
     rc_match_t *m;
 
-    if (r->proxyreq != PROXYREQ_NONE || !r->uri || r->uri[0] != '/') {
-        return DECLINED;
-    }
-    rt = find_route(r);
+    *status = DECLINED;
     if (!rt || rt->exclude) {
-        return DECLINED;
+        return NULL;
     }
     if (!(rest = raw_remainder(r, rt))) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RCLOGNO(00105)
-                      "refusing %s: its path would leave the route's base "
-                      "path after decoding", r->uri);
-        return HTTP_BAD_REQUEST;
+        *status = HTTP_BAD_REQUEST;
+        return NULL;
     }
     m = apr_pcalloc(r->pool, sizeof(*m));
     m->route = rt;
@@ -257,11 +255,37 @@ static int rc_translate_name(request_rec *r)
         m->backend_path = apr_pstrcat(r->pool, m->backend_path, "?",
                                       r->args, NULL);
     }
+    return m;
+}
+
+/* Makes r ours: map_to_storage and the handler find m. */
+static void claim(request_rec *r, rc_match_t *m)
+{
     ap_set_module_config(r->request_config, &revcache_module, m);
     r->handler = RC_HANDLER;
-    r->filename = apr_pstrcat(r->pool, "revcache:", rt->worker->url, NULL);
+    r->filename = apr_pstrcat(r->pool, "revcache:", m->route->worker->url,
+                              NULL);
     /* Reverse proxy: httpd keeps the backend's Date and Server. */
     r->proxyreq = PROXYREQ_REVERSE;
+}
+
+static int rc_translate_name(request_rec *r)
+{
+    rc_match_t *m;
+    int status;
+
+    if (r->proxyreq != PROXYREQ_NONE || !r->uri || r->uri[0] != '/') {
+        return DECLINED;
+    }
+    if (!(m = match_route(r, &status))) {
+        if (status == HTTP_BAD_REQUEST) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RCLOGNO(00105)
+                          "refusing %s: its path would leave the route's "
+                          "base path after decoding", r->uri);
+        }
+        return status;
+    }
+    claim(r, m);
     return OK;
 }
 
