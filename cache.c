@@ -356,6 +356,29 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
         rc_cache_status(q, "fwd=request; detail=conditional");
         return rc_route_forward(r, q->m);
     }
+    /* The body first: a broken one is found before r is touched. */
+    bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    if (cond != RC_COND_NOT_MODIFIED && !r->header_only
+        && e->status != HTTP_NO_CONTENT) {
+        const char *ptr;
+        apr_size_t len;
+
+        rc_cache_hit_body_first(e->hit, &it);
+        while ((rv = rc_cache_hit_body_next(e->hit, &it, &ptr, &len))
+               == APR_SUCCESS) {
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(
+                                            ptr, len, c->bucket_alloc));
+        }
+        if (rv != APR_EOF) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00307)
+                          "cache: body of %s failed validation; "
+                          "purged, forwarding instead", q->key);
+            apr_brigade_cleanup(bb);
+            rc_cache_purge_key(q->c, q->key, strlen(q->key));
+            rc_cache_status(q, "fwd=uri-miss; detail=corrupt");
+            return rc_route_forward(r, q->m);
+        }
+    }
     va_start(ap, status_fmt);
     rc_cache_status(q, "%s", apr_pvsprintf(r->pool, status_fmt, ap));
     va_end(ap);
@@ -373,7 +396,6 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
     apr_table_setn(r->headers_out, "Age",
                    apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
                                 rc_rules_age_seconds(&e->fresh, now)));
-    bb = apr_brigade_create(r->pool, c->bucket_alloc);
     if (cond == RC_COND_NOT_MODIFIED) {
         r->status = HTTP_NOT_MODIFIED;
         r->status_line = NULL;
@@ -389,34 +411,25 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00306)
                       "cache: hit %s (%" APR_UINT64_T_FMT " bytes)",
                       q->key, e->body_len);
-        if (!r->header_only && e->status != HTTP_NO_CONTENT) {
-            const char *ptr;
-            apr_size_t len;
-
-            rc_cache_hit_body_first(e->hit, &it);
-            while ((rv = rc_cache_hit_body_next(e->hit, &it, &ptr, &len))
-                   == APR_SUCCESS) {
-                APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(
-                                                ptr, len, c->bucket_alloc));
-            }
-            if (rv != APR_EOF) {
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00307)
-                              "cache: body of %s failed validation; "
-                              "purged, forwarding instead", q->key);
-                apr_brigade_cleanup(bb);
-                rc_cache_purge_key(q->c, q->key, strlen(q->key));
-                apr_table_clear(r->headers_out);
-                r->content_type = NULL;
-                r->status = HTTP_OK;
-                r->status_line = NULL;
-                rc_cache_status(q, "fwd=uri-miss; detail=corrupt");
-                return rc_route_forward(r, q->m);
-            }
-        }
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
     return OK;
+}
+
+/* Serves a usable entry (RC_HIT_FRESH, or RC_HIT_STALE within the
+ * client's max-stale), counting the stale ones. */
+static int serve_hit(rc_cache_req_t *q, rc_cache_entry_t *e, rc_hit_t hk,
+                     apr_time_t now)
+{
+    int rv = rc_cache_serve(q, e, "hit; ttl=%" APR_INT64_T_FMT "%s",
+                            rc_rules_ttl_seconds(&e->fresh, now),
+                            hk == RC_HIT_STALE ? "; detail=max-stale" : "");
+
+    if (hk == RC_HIT_STALE && rv != DECLINED) {
+        rc_cache_count_stale(q->c);
+    }
+    return rv;
 }
 
 /* ------------------------------------------------------------------ */
@@ -553,14 +566,7 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
             switch (hk) {
             case RC_HIT_FRESH:
             case RC_HIT_STALE:
-                if (hk == RC_HIT_STALE) {
-                    rc_cache_count_stale(q->c);
-                }
-                return rc_cache_serve(q, e, "hit; ttl=%" APR_INT64_T_FMT
-                                      "%s", rc_rules_ttl_seconds(&e->fresh,
-                                                                 now),
-                                      hk == RC_HIT_STALE
-                                      ? "; detail=max-stale" : "");
+                return serve_hit(q, e, hk, now);
             case RC_HIT_SWR:
                 if (!r->header_only && rc_cache_fill_begin(q->c, q->mkey, strlen(q->mkey),
                                         fill_max_age(q), &q->fill)
