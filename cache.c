@@ -39,6 +39,17 @@
  * The whole body goes down in one brigade with its EOS, so httpd's
  * byterange filter answers Range requests from the cached copy.
  *
+ * QUICK HANDLER (RevCacheQuickHandler On): rc_cache_quick() does the
+ * first lookup of a GET/HEAD in httpd's quick_handler hook (the caller,
+ * mod_revcache.c, has rebuilt the path and per-directory config the
+ * handler would see) and serves the entry there when it can go out as
+ * is (fresh, max-stale, 304 to a client conditional), after running the
+ * insert_filter hook the handler phase would have run. Otherwise it
+ * declines, and the lookup's result (entry pinned, or the miss) waits in
+ * its rc_cache_req_t until rc_cache_handle() takes it over
+ * (take_early()): one lookup per request, so the counters read the same
+ * with the quick handler on or off.
+ *
  * PURGE (RevCachePurge On, after httpd's access control so Require
  * applies): "PURGE /path" drops every variant of that URL; with a
  * request header "X-Purge-Tag: t1 t2" (or "Surrogate-Key: ...") it drops
@@ -334,6 +345,36 @@ void rc_cache_status(rc_cache_req_t *q, const char *fmt, ...)
                                q->collapsed ? "; collapsed" : "", NULL));
 }
 
+static int filters_init(ap_filter_t *f)
+{
+    for (; f; f = f->next) {
+        if (f->frec->filter_init_func) {
+            int rv = f->frec->filter_init_func(f);
+
+            if (rv != OK) {
+                return rv;
+            }
+        }
+    }
+    return OK;
+}
+
+/* The quick handler runs before what ap_invoke_handler() does for the
+ * handler phase: the insert_filter hook, then the filters' init
+ * functions. Run them, so that SetOutputFilter, mod_filter
+ * (AddOutputFilterByType DEFLATE ...), mod_headers and mod_expires
+ * apply to its hits as they do to the handler's. */
+static int quick_filters(request_rec *r)
+{
+    int rv;
+
+    ap_run_insert_filter(r);
+    if ((rv = filters_init(r->input_filters)) != OK) {
+        return rv;
+    }
+    return filters_init(r->output_filters);
+}
+
 int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
                    const char *status_fmt, ...)
 {
@@ -342,6 +383,7 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
     apr_time_t now = apr_time_now();
     const apr_array_header_t *arr = apr_table_elts(e->headers);
     const apr_table_entry_t *he = (const apr_table_entry_t *)arr->elts;
+    const char *how = q->quick ? ", quick handler" : "";
     apr_bucket_brigade *bb;
     rc_cache_iter_t it;
     rc_cond_t cond;
@@ -353,6 +395,9 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
                                        e->headers, &e->fresh);
     if (cond == RC_COND_PASS) {
         /* If-Match / If-Unmodified-Since: the origin decides. */
+        if (q->quick) {
+            return DECLINED;
+        }
         rc_cache_status(q, "fwd=request; detail=conditional");
         return rc_route_forward(r, q->m);
     }
@@ -375,8 +420,21 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
                           "purged, forwarding instead", q->key);
             apr_brigade_cleanup(bb);
             rc_cache_purge_key(q->c, q->key, strlen(q->key));
+            if (q->quick) {
+                /* the handler looks up again (and misses) */
+                rc_cache_hit_release(e->hit);
+                q->looked_up = 0;
+                return DECLINED;
+            }
             rc_cache_status(q, "fwd=uri-miss; detail=corrupt");
             return rc_route_forward(r, q->m);
+        }
+    }
+    if (q->quick) {
+        int st = quick_filters(r);
+
+        if (st != OK) {
+            return st;
         }
     }
     va_start(ap, status_fmt);
@@ -400,7 +458,7 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
         r->status = HTTP_NOT_MODIFIED;
         r->status_line = NULL;
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00305)
-                      "cache: 304 from the stored %s", q->key);
+                      "cache: 304 from the stored %s%s", q->key, how);
     }
     else {
         r->status = e->status;
@@ -409,8 +467,8 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
             ap_set_content_length(r, (apr_off_t)e->body_len);
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00306)
-                      "cache: hit %s (%" APR_UINT64_T_FMT " bytes)",
-                      q->key, e->body_len);
+                      "cache: hit %s (%" APR_UINT64_T_FMT " bytes%s)",
+                      q->key, e->body_len, how);
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
@@ -533,8 +591,62 @@ static apr_status_t fill_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/*
+ * The quick handler's lookup, when it was of the same key: taken over
+ * (entry, variant, fill marker key) so that the handler does not look
+ * it up a second time, and every request counts one lookup whether the
+ * quick handler ran or not. Returns 0 when there is none to take.
+ */
+static int take_early(rc_cache_req_t *q, rc_cache_req_t *early,
+                      rc_cache_entry_t **e, const char **why)
+{
+    if (!early || !early->looked_up) {
+        return 0;
+    }
+    early->looked_up = 0;
+    if (strcmp(early->key, q->key) || strcmp(early->bv, q->bv)) {
+        if (early->found) {
+            rc_cache_hit_release(early->found->hit);
+        }
+        return 0;
+    }
+    q->variant = early->variant;
+    q->mkey = early->mkey;
+    q->vary_spec = early->vary_spec;
+    *e = early->found;
+    *why = early->found_why;
+    return 1;
+}
+
+int rc_cache_quick(request_rec *r, rc_match_t *m)
+{
+    rc_cache_req_t *q = req_new(r, m);
+    rc_cache_entry_t *e;
+    const char *detail = NULL;
+    apr_time_t now = apr_time_now();
+    rc_hit_t hk;
+
+    if (!q->key || rc_rules_lookup_allowed(r->method, &q->req_cc)) {
+        return DECLINED;
+    }
+    q->found = e = rc_cache_find(q, now, &q->found_why);
+    q->looked_up = 1;
+    if (!e) {
+        return DECLINED;
+    }
+    hk = rc_rules_hit(&e->fresh, &q->req_cc, now, &detail);
+    if (hk != RC_HIT_FRESH && hk != RC_HIT_STALE) {
+        /* revalidation, stale-while-revalidate, only-if-cached 504:
+         * the handler's, after access control */
+        return DECLINED;
+    }
+    q->quick = 1;
+    return serve_hit(q, e, hk, now);
+}
+
 int rc_cache_handle(request_rec *r, rc_match_t *m)
 {
+    rc_cache_req_t *early = m->cache;
     rc_cache_req_t *q = req_new(r, m);
     rc_cache_entry_t *e;
     const char *why, *detail = NULL;
@@ -560,7 +672,9 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
                               apr_pool_cleanup_null);
     for (attempt = 0;; attempt++) {
         now = apr_time_now();
-        e = rc_cache_find(q, now, &why);
+        if (attempt > 0 || !take_early(q, early, &e, &why)) {
+            e = rc_cache_find(q, now, &why);
+        }
         if (e) {
             hk = rc_rules_hit(&e->fresh, &q->req_cc, now, &detail);
             switch (hk) {

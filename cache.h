@@ -84,6 +84,12 @@ struct rc_cache_req_t {
     int                      collapsed; /**< waited for another fetch */
     int                      refresh;   /**< SWR: refresh after logging */
     rc_cache_entry_t        *stale;     /**< what the refresh revalidates */
+    int                      quick;     /**< serving in the quick handler:
+                                             decline, never forward */
+    int                      looked_up; /**< the quick handler looked up:
+                                             found / found_why are that */
+    rc_cache_entry_t        *found;     /**< its entry (pinned), or NULL */
+    const char              *found_why; /**< its miss reason */
 };
 
 /** Meta blob kinds. */
@@ -106,7 +112,10 @@ const void *rc_cache_meta_vary(apr_pool_t *p, const char *spec,
 void rc_cache_status(rc_cache_req_t *q, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /** Answers from a stored entry (304 to a matching conditional, HEAD,
- *  Range through httpd's byterange filter). @return handler status */
+ *  Range through httpd's byterange filter). In the quick handler
+ *  (q->quick) it runs the insert_filter hook first, and returns
+ *  DECLINED where it would otherwise forward (If-Match, a corrupt body).
+ *  @return handler status */
 int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
                    const char *status_fmt, ...)
     __attribute__((format(printf, 3, 4)));

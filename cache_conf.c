@@ -18,7 +18,10 @@
  * RevCacheMaxObjectSize are server-wide (one segment for all children):
  * a process-global record rebuilt on every configuration cycle (reset
  * in pre_config, filled by the single-threaded directive pass, read by
- * post_config), like config.c's worker registry. All of it in pconf.
+ * post_config), like config.c's worker registry. RevCacheQuickHandler
+ * is per server (main server or virtual host, like mod_cache's
+ * CacheQuickHandler): a field of rc_server_conf_t, merged by config.c.
+ * All of it in pconf.
  */
 
 #include <errno.h>
@@ -218,6 +221,16 @@ const char *rc_cache_cmd(cmd_parms *cmd, void *dconf, int argc,
     if (!strcasecmp(name, "RevCacheSize")
         || !strcasecmp(name, "RevCacheMaxObjectSize")) {
         return cmd_global(cmd, name, argc, argv);
+    }
+    if (!strcasecmp(name, "RevCacheQuickHandler")) {
+        rc_server_conf_t *sc = ap_get_module_config(
+                                   cmd->server->module_config,
+                                   &revcache_module);
+
+        if ((err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE))) {
+            return err;
+        }
+        return flag(cmd, argc, argv, &sc->cache_quick);
     }
     if ((err = dir_context(cmd))) {
         return err;

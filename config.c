@@ -60,6 +60,7 @@ void *rc_create_server_conf(apr_pool_t *p, server_rec *s)
     sc->connect_timeout = RC_UNSET;
     sc->pool_max_idle = RC_UNSET;
     sc->pool_idle_ttl = RC_UNSET;
+    sc->cache_quick = RC_UNSET;
     return sc;
 }
 
@@ -101,6 +102,7 @@ void *rc_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     sc->connect_timeout = MERGE(connect_timeout);
     sc->pool_max_idle = MERGE(pool_max_idle);
     sc->pool_idle_ttl = MERGE(pool_idle_ttl);
+    sc->cache_quick = MERGE(cache_quick);
     return sc;
 }
 

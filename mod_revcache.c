@@ -4,6 +4,9 @@
  * mod_revcache.c - the module record, its hooks, and the flow of a
  * proxied request:
  *
+ *   quick_handler   RevCacheQuickHandler On only: the same routing on
+ *                   the path the core would make, and a cache hit is
+ *                   served at once (rc_cache_quick); otherwise on:
  *   translate_name  match the URI against RevProxyPass routes (a route in
  *                   the request's <Location> first, then the server's,
  *                   longest prefix first); claim it for our handler
@@ -233,7 +236,8 @@ static const char *join_path(apr_pool_t *p, const char *base,
 
 /* The route that takes r->uri and the request's backend path, or NULL:
  * no route, an exclusion ("!"), or (*status HTTP_BAD_REQUEST) a path
- * that would leave the route's base path. */
+ * that would leave the route's base path. Shared by translate_name and
+ * the quick handler, so both route a URI the same way. */
 static rc_match_t *match_route(request_rec *r, int *status)
 {
     const rc_route_t *rt = find_route(r);
@@ -261,6 +265,7 @@ static rc_match_t *match_route(request_rec *r, int *status)
 /* Makes r ours: map_to_storage and the handler find m. */
 static void claim(request_rec *r, rc_match_t *m)
 {
+    m->claimed = 1;
     ap_set_module_config(r->request_config, &revcache_module, m);
     r->handler = RC_HANDLER;
     r->filename = apr_pstrcat(r->pool, "revcache:", m->route->worker->url,
@@ -271,9 +276,13 @@ static void claim(request_rec *r, rc_match_t *m)
 
 static int rc_translate_name(request_rec *r)
 {
+    /* a quick handler that declined may have left its match */
+    rc_match_t *early = ap_get_module_config(r->request_config,
+                                             &revcache_module);
     rc_match_t *m;
     int status;
 
+    ap_set_module_config(r->request_config, &revcache_module, NULL);
     if (r->proxyreq != PROXYREQ_NONE || !r->uri || r->uri[0] != '/') {
         return DECLINED;
     }
@@ -285,13 +294,116 @@ static int rc_translate_name(request_rec *r)
         }
         return status;
     }
+    if (early && early->route == m->route) {
+        m->cache = early->cache;    /* its lookup, for rc_cache_handle() */
+    }
     claim(r, m);
     return OK;
 }
 
+/*
+ * The path the core will make of r->uri before translate_name, on a
+ * copy: dot-segments removed, unreserved characters decoded, slashes
+ * merged (MergeSlashes), then %XX decoded as AllowEncodedSlashes of the
+ * server says (the core reads it before any <Location> applies). NULL
+ * where the core answers an error itself (400, 404 for %2F): the
+ * quick handler then declines and lets it.
+ * Example: "/q/a/../%63tr/x%20y" gives "/q/ctr/x y".
+ */
+static char *quick_path(request_rec *r)
+{
+    core_server_config *cs = ap_get_core_module_config(
+                                 r->server->module_config);
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+    unsigned int nflags = AP_NORMALIZE_NOT_ABOVE_ROOT;
+    unsigned int uflags = AP_UNESCAPE_URL_KEEP_UNRESERVED;
+    char *path;
+
+    if (!r->parsed_uri.path || r->uri != r->parsed_uri.path
+        || r->uri[0] != '/') {
+        return NULL;
+    }
+    if (cs->merge_slashes != AP_CORE_CONFIG_OFF) {
+        nflags |= AP_NORMALIZE_MERGE_SLASHES;
+    }
+    path = apr_pstrdup(r->pool, r->uri);
+    if (!ap_normalize_path(path, nflags | AP_NORMALIZE_DECODE_UNRESERVED)) {
+        return NULL;
+    }
+    if (!cd->allow_encoded_slashes) {
+        uflags |= AP_UNESCAPE_URL_FORBID_SLASHES;
+    }
+    else if (!cd->decode_encoded_slashes) {
+        uflags |= AP_UNESCAPE_URL_KEEP_SLASHES;
+    }
+    if (ap_unescape_url_ex(path, uflags) != OK) {
+        return NULL;
+    }
+    if (cd->allow_encoded_slashes && cd->decode_encoded_slashes
+        && !ap_normalize_path(path, nflags)) {
+        return NULL;
+    }
+    return path;
+}
+
+/*
+ * RevCacheQuickHandler On: a request the cache can answer as is is
+ * served here, before translate_name, map_to_storage, access control,
+ * authentication and fixups, as mod_cache's CacheQuickHandler does:
+ * Require and auth of a <Location> do NOT apply to such hits.
+ *
+ * What the handler would have seen is rebuilt first: the normalised
+ * path (quick_path), the <Location>/<If> sections merged by httpd's own
+ * walks (so the route of a <Location> and its RevCache* settings are
+ * found as translate_name and the handler find them), then the route
+ * (match_route). Only main requests (no subrequests, internal
+ * redirects or lookups), GET and HEAD, on a route with the cache on.
+ * When the cache declines, everything is put back as it was, except
+ * the match left in r->request_config with the lookup's result, which
+ * translate_name hands on to the handler.
+ */
+static int rc_quick_handler(request_rec *r, int lookup)
+{
+    rc_server_conf_t *sc = ap_get_module_config(r->server->module_config,
+                                                &revcache_module);
+    char *uri = r->uri;
+    ap_conf_vector_t *dir = r->per_dir_config;
+    const char *handler = r->handler;
+    char *filename = r->filename;
+    rc_match_t *m;
+    int status;
+
+    if (lookup || sc->cache_quick != 1 || r->main || r->prev
+        || r->proxyreq != PROXYREQ_NONE || r->method_number != M_GET) {
+        return DECLINED;
+    }
+    if ((r->uri = quick_path(r)) != NULL
+        && ap_location_walk(r) == OK && ap_if_walk(r) == OK
+        && (m = match_route(r, &status)) != NULL && rc_cache_enabled(r)) {
+        claim(r, m);
+        if ((status = rc_cache_quick(r, m)) != DECLINED) {
+            return status;
+        }
+    }
+    /* Not ours yet: if another module translates r, map_to_storage must
+     * not mistake the leftover match for a claim. */
+    if ((m = ap_get_module_config(r->request_config, &revcache_module))) {
+        m->claimed = 0;
+    }
+    r->uri = uri;
+    r->per_dir_config = dir;
+    r->handler = handler;
+    r->filename = filename;
+    r->proxyreq = PROXYREQ_NONE;
+    return DECLINED;
+}
+
 static int rc_map_to_storage(request_rec *r)
 {
-    if (ap_get_module_config(r->request_config, &revcache_module)) {
+    rc_match_t *m = ap_get_module_config(r->request_config,
+                                         &revcache_module);
+
+    if (m && m->claimed) {
         return OK;     /* no file behind a proxied URI */
     }
     return DECLINED;
@@ -359,7 +471,7 @@ static int rc_handler(request_rec *r)
         return DECLINED;
     }
     m = ap_get_module_config(r->request_config, &revcache_module);
-    if (!m) {
+    if (!m || !m->claimed) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00103)
                       "handler 'revcache' set for %s, but no RevProxyPass "
                       "route matches it", r->uri);
@@ -377,6 +489,7 @@ static void rc_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(rc_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rc_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rc_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_quick_handler(rc_quick_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_alias and mod_rewrite's per-server rules, like
      * mod_proxy's ProxyPass. */
     ap_hook_translate_name(rc_translate_name, NULL, NULL,

@@ -84,11 +84,16 @@ typedef struct {
 /** The cache's state of one request (cache.c), opaque elsewhere. */
 typedef struct rc_cache_req_t rc_cache_req_t;
 
-/** What translate_name decided for a request (r->request_config). */
+/** What translate_name (or the quick handler) decided for a request
+ *  (r->request_config). */
 typedef struct {
     const rc_route_t *route;
     const char       *backend_path;  /**< raw path + query for the backend */
-    rc_cache_req_t   *cache;         /**< set by the cache, else NULL */
+    /** set by the cache, else NULL; left by a quick handler that
+     *  declined: its lookup, which translate_name hands on */
+    rc_cache_req_t   *cache;
+    int               claimed;       /**< the request is ours; 0: only
+                                          such a quick handler's leftover */
 } rc_match_t;
 
 /** Server (and virtual host) configuration. */
@@ -101,6 +106,8 @@ typedef struct {
     apr_interval_time_t  connect_timeout;
     int                  pool_max_idle; /**< RC_UNSET: threads per child */
     apr_interval_time_t  pool_idle_ttl;
+    int                  cache_quick;   /**< RevCacheQuickHandler: RC_UNSET,
+                                             0, 1 */
 } rc_server_conf_t;
 
 /** The cache's directives of a directory (cache_conf.c), opaque here. */
@@ -341,7 +348,10 @@ const char *rc_cache_cmd(cmd_parms *cmd, void *dconf, int argc,
                  "percent of (Date - Last-Modified) used as heuristic " \
                  "lifetime (0 disables)"), \
     RC_CACHE_CMD("RevCacheStaleIfError", RSRC_CONF | ACCESS_CONF, \
-                 "Off|time: default stale-if-error window")
+                 "Off|time: default stale-if-error window"), \
+    RC_CACHE_CMD("RevCacheQuickHandler", RSRC_CONF, \
+                 "On|Off: serve fresh hits in the quick_handler hook, " \
+                 "before access control (per server)")
 rc_cache_dconf_t *rc_cache_dconf_create(apr_pool_t *p);
 rc_cache_dconf_t *rc_cache_dconf_merge(apr_pool_t *p,
                                        const rc_cache_dconf_t *base,
@@ -360,6 +370,18 @@ int rc_cache_enabled(request_rec *r);
  * @return what the handler returns
  */
 int rc_cache_handle(request_rec *r, rc_match_t *m);
+/**
+ * RevCacheQuickHandler: answers r from the cache in the quick_handler
+ * hook when a stored entry may be served as is (fresh, or stale within
+ * the client's max-stale; 304 to a client conditional). r->uri is the
+ * normalised path, r->per_dir_config merged by the caller's location
+ * walk, and m claimed. Anything else is DECLINED, the lookup's result
+ * left in m->cache for rc_cache_handle(), which then does not look the
+ * same key up a second time.
+ * @return OK (served) or DECLINED; an HTTP status if a filter's init
+ *         failed
+ */
+int rc_cache_quick(request_rec *r, rc_match_t *m);
 /** For the status page: a snapshot of the shared store's counters.
  *  @return 0 when this configuration has no cache segment */
 struct rc_cache_stats_t;
