@@ -33,6 +33,9 @@ my @bad = (
     ['RevCacheHeuristicFraction 10.5'       => qr/RevCacheHeuristicFraction: '10.5' is not a percentage/],
     ['RevCacheStaleIfError forever'         => qr/RevCacheStaleIfError: 'forever' is not a positive time/],
     ["<Directory /tmp>\nRevCacheEnable On\n</Directory>" => qr/cannot occur within <Directory> section/, 2],
+    ['RevCacheQuickHandler maybe'           => qr/RevCacheQuickHandler: 'maybe' is not On or Off/],
+    ['RevCacheQuickHandler'                 => qr/RevCacheQuickHandler takes one argument/],
+    ["<Location /x>\nRevCacheQuickHandler On\n</Location>" => qr/RevCacheQuickHandler not allowed in <Location> context/, 2],
 );
 my $good = <<'EOF_GOOD';
 RevCacheSize 16M
@@ -58,10 +61,12 @@ RevCacheStaleIfError 1h
 <LocationMatch ^/m>
     RevCacheEnable On
 </LocationMatch>
+RevCacheQuickHandler On
 <VirtualHost 127.0.0.1:1>
     RevProxyPass /v/ http://127.0.0.1:3/
     RevCacheEnable On
     RevCacheIgnoreQueryString On
+    RevCacheQuickHandler Off
 </VirtualHost>
 EOF_GOOD
 
