@@ -2,12 +2,13 @@
 # translate_name, map_to_storage and access control. Two vhosts with the
 # same routes: cquick (On) and cqoff (Off). A hit served by the quick
 # handler logs "RC00306: cache: hit KEY (N bytes, quick handler)".
-# Checks: hits (GET, HEAD, 304 to a conditional, Range), misses, stale
-# entries and no-cache requests going the normal way, PURGE and its
-# Require, the counters (one lookup per request either way), the
-# insert_filter hook run for quick hits (mod_headers), normalised paths,
-# HTTP/2, and the documented trade-off: a <Location>'s Require is not applied to
-# a hit served by the quick handler, while with Off it is.
+# Checks: hits (GET, HEAD, 304 to a conditional, Range, max-stale),
+# misses, stale entries and no-cache requests going the normal way, PURGE
+# and its Require, the counters (one lookup per request either way; a
+# max-stale hit counted once as stale served), the insert_filter hook run
+# for quick hits (mod_headers), normalised paths, HTTP/2, and the
+# documented trade-off: a <Location>'s Require is not applied to a hit
+# served by the quick handler, while with Off it is.
 use strict;
 use warnings FATAL => 'all';
 
@@ -19,7 +20,7 @@ use JSON::PP ();
 use lib 't/lib';
 use RcTest qw(origin_count raw parse_raw front_port);
 
-plan tests => 89, need_lwp;
+plan tests => 94, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $t = "q$$";          # this run's names at the origin
@@ -39,7 +40,7 @@ sub cs   { $_[0]->header('Cache-Status') // '' }
 sub counters {
     my $res = get('default', '/revcache-status?json');
     my $j = JSON::PP->new->decode($res->content);
-    return { map { $_ => $j->{cache}{$_} } qw(lookups hits misses) };
+    return { map { $_ => $j->{cache}{$_} } qw(lookups hits misses stale_served) };
 }
 sub delta {
     my ($a, $b) = @_;
@@ -150,8 +151,10 @@ is $res->content, "${t}h1 2\n", 'the new answer is the next quick hit';
 # counters must move exactly as cquick's.
 my $v1 = "/q/ctr/${t}v1?etag=1&cc=max-age%3D1&cc304=max-age%3D60";
 my $v2 = "/q/ctr/${t}v2?etag=1&cc=max-age%3D1&cc304=max-age%3D60";
+my $ms = "/q/ctr/${t}ms?h=Cache-Control:max-age%3D1";
 get('cquick', $v1);
 get('cqoff', $v2);
+get('cquick', $ms);
 sleep 2;
 my %d;
 for my $case (['cquick', $v1, "${t}v1"], ['cqoff', $v2, "${t}v2"]) {
@@ -171,6 +174,17 @@ for my $case (['cquick', $v1, "${t}v1"], ['cqoff', $v2, "${t}v2"]) {
 }
 is $d{cquick}, 'lookups=1 hits=1 misses=0 / lookups=1 hits=1 misses=0', 'stale then hit: one lookup each';
 is $d{cquick}, $d{cqoff}, 'the counters move as with RevCacheQuickHandler Off';
+
+# A stale entry the client accepts (max-stale) needs no origin: a quick hit.
+$w = RcTest::LogWatch->new;
+$c0 = counters();
+$res = get('cquick', $ms, 'Cache-Control' => 'max-stale=60');
+$c1 = counters();
+is $res->content, "${t}ms 1\n", 'max-stale: the stale copy';
+like cs($res), qr/^revcache; hit; ttl=-\d+; detail=max-stale$/, 'max-stale: Cache-Status says so';
+is quick_hits($w, "/q/ctr/${t}ms"), 1, 'max-stale: served by the quick handler';
+is $c1->{stale_served} - $c0->{stale_served}, 1, 'max-stale: counted once as stale served';
+is seen("${t}ms"), 1, 'max-stale: no origin request';
 
 # --- PURGE is never served by the quick handler: Require applies ----------
 $res = req('cquick', 'PURGE', $h1);
