@@ -341,7 +341,10 @@ const char *rc_cache_cmd(cmd_parms *cmd, void *dconf, int argc,
                  "percent of (Date - Last-Modified) used as heuristic " \
                  "lifetime (0 disables)"), \
     RC_CACHE_CMD("RevCacheStaleIfError", RSRC_CONF | ACCESS_CONF, \
-                 "Off|time: default stale-if-error window")
+                 "Off|time: default stale-if-error window"), \
+    RC_CACHE_CMD("RevCacheHitForMiss", RSRC_CONF | ACCESS_CONF, \
+                 "Off|time: how long a URL that answered uncacheable " \
+                 "skips collapsed forwarding")
 rc_cache_dconf_t *rc_cache_dconf_create(apr_pool_t *p);
 rc_cache_dconf_t *rc_cache_dconf_merge(apr_pool_t *p,
                                        const rc_cache_dconf_t *base,
