@@ -60,6 +60,7 @@
  */
 
 #include "balancer.h"
+#include "procid.h"
 
 #include <apr_strings.h>
 
@@ -1028,7 +1029,7 @@ static int bal_try_trial(rc_bal_t *b, apr_uint64_t mask, apr_time_t now)
  */
 static int bal_slot(rc_bal_t *b)
 {
-    apr_uint32_t pid = (apr_uint32_t)getpid(), zero;
+    apr_uint32_t pid = rc_self_pid(), zero;
     apr_uint64_t w = RC_LD(b->proc), nw;
     int k, s = -1;
 
@@ -1492,7 +1493,7 @@ void rc_bal_child_exit(rc_bal_t *b)
     apr_uint64_t w = RC_LD(b->proc);
     int s = (int)(w & 0xffffffffu) - 1;
 
-    if (!w || (apr_uint32_t)(w >> 32) != (apr_uint32_t)getpid() || s < 0
+    if (!w || (apr_uint32_t)(w >> 32) != rc_self_pid() || s < 0
         || bal_slot_walk(b, (apr_uint32_t)s, 0) != 0) {
         return;                     /* nothing of ours, or the reaper's */
     }
