@@ -18,15 +18,18 @@
  * nothing else; it is never held across I/O. A connection is used by one
  * request at a time, without locks. Counters are atomics.
  *
- * Sockets: APR sets O_NONBLOCK on a socket that has a timeout, so a
- * plain read()/writev() on its fd never blocks; we wait with
- * apr_wait_for_io_or_timeout() when the kernel says EAGAIN. That gives
- * the "would block" signal the streaming code uses to flush.
+ * Sockets: once connected, the fd is blocking with the I/O timeout in
+ * SO_RCVTIMEO / SO_SNDTIMEO, so a read that has to wait for the backend
+ * sleeps in read() itself: one syscall, where a non-blocking fd costs
+ * read (EAGAIN) + poll + read on nearly every response. EAGAIN from a
+ * blocking call is the timeout. Reads that must not wait (the "would
+ * block" signal the streaming code uses to flush, the liveness peek)
+ * pass MSG_DONTWAIT.
  */
 
 #include <apr_strings.h>
 #include <apr_atomic.h>
-#include <apr_support.h>
+#include <sys/time.h>
 #include <apr_portable.h>
 
 #include <errno.h>
@@ -128,6 +131,25 @@ apr_status_t rc_backend_create(rc_backend_t **out,
     return APR_SUCCESS;
 }
 
+/* Blocking fd; the kernel enforces @timeout on each read and write. */
+static apr_status_t conn_blocking(apr_socket_t *sock, int fd,
+                                  apr_interval_time_t timeout)
+{
+    struct timeval tv;
+
+    apr_socket_timeout_set(sock, -1);       /* clears O_NONBLOCK */
+    if (timeout <= 0) {
+        return APR_SUCCESS;
+    }
+    tv.tv_sec = (time_t)apr_time_sec(timeout);
+    tv.tv_usec = (suseconds_t)apr_time_usec(timeout);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
+        || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+        return errno;
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t conn_open(rc_backend_t *be, rc_conn_t **out)
 {
     apr_pool_t *cp;
@@ -162,8 +184,12 @@ static apr_status_t conn_open(rc_backend_t *be, rc_conn_t **out)
         apr_pool_destroy(cp);
         return rv;
     }
-    apr_socket_timeout_set(conn->sock, be->opts.io_timeout);
     apr_os_sock_get(&conn->fd, conn->sock);
+    rv = conn_blocking(conn->sock, conn->fd, be->opts.io_timeout);
+    if (rv != APR_SUCCESS) {
+        apr_pool_destroy(cp);
+        return rv;
+    }
     conn->cap = be->opts.buffer_size;
     conn->buf = apr_palloc(cp, conn->cap);
     conn->body_done = 1;
@@ -286,12 +312,7 @@ apr_status_t rc_conn_writev(rc_conn_t *conn, const struct iovec *vec_in,
                 continue;
             }
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                apr_status_t rv = apr_wait_for_io_or_timeout(NULL,
-                                                             conn->sock, 0);
-                if (rv != APR_SUCCESS) {
-                    return rv;
-                }
-                continue;
+                return APR_TIMEUP;          /* SO_SNDTIMEO */
             }
             return errno;
         }
@@ -322,8 +343,8 @@ static apr_status_t conn_fill(rc_conn_t *conn, int block)
         return APR_ENOSPC;
     }
     for (;;) {
-        ssize_t n = read(conn->fd, conn->buf + conn->end,
-                         conn->cap - conn->end);
+        ssize_t n = recv(conn->fd, conn->buf + conn->end,
+                         conn->cap - conn->end, block ? 0 : MSG_DONTWAIT);
         if (n > 0) {
             conn->end += n;
             return APR_SUCCESS;
@@ -336,16 +357,7 @@ static apr_status_t conn_fill(rc_conn_t *conn, int block)
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            apr_status_t rv;
-
-            if (!block) {
-                return APR_EAGAIN;
-            }
-            rv = apr_wait_for_io_or_timeout(NULL, conn->sock, 1);
-            if (rv != APR_SUCCESS) {
-                return rv;
-            }
-            continue;
+            return block ? APR_TIMEUP : APR_EAGAIN;    /* SO_RCVTIMEO */
         }
         return errno;
     }

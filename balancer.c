@@ -60,6 +60,7 @@
  */
 
 #include "balancer.h"
+#include "procid.h"
 
 #include <apr_strings.h>
 
@@ -94,7 +95,7 @@
 #define RC_BAL_SEG_MAGIC    0x52434253u   /* "RCBS" */
 #define RC_BAL_SH_MAGIC     0x5243424cu   /* "RCBL" */
 #define RC_BAL_HT_MAGIC     0x52434248u   /* "RCBH": process-local handle */
-#define RC_BAL_SHM_VERSION  1u
+#define RC_BAL_SHM_VERSION  2u   /* 2: panic picks counter */
 #define RC_BAL_ALIGN        64
 #define RC_ALIGN_UP(x)      (((x) + RC_BAL_ALIGN - 1) \
                              & ~(apr_size_t)(RC_BAL_ALIGN - 1))
@@ -150,6 +151,7 @@ typedef struct {
     apr_uint64_t http_5xx;
     apr_uint64_t ejections;
     apr_uint64_t full_skips;
+    apr_uint64_t panic_picks;
     /* bal lock */
     apr_int64_t rr_current;
     /* member lock */
@@ -210,6 +212,7 @@ struct rc_bal_t {
     apr_interval_time_t eject_cooldown;
     apr_interval_time_t eject_max_cooldown;
     int eject_5xx;
+    int eject_panic;
     int eject_streak;
     int hc_fails;
     int hc_passes;
@@ -540,6 +543,7 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
             b->eject_max_cooldown = b->eject_cooldown;
         }
         b->eject_5xx = DEF(c->eject_5xx, 0);
+        b->eject_panic = DEF(c->eject_panic, 1);
         b->eject_streak = DEF(c->eject_streak, 5);
         b->hc_fails = DEF(c->hc_fails, 3);
         b->hc_passes = DEF(c->hc_passes, 2);
@@ -690,6 +694,7 @@ typedef struct {
     apr_uint64_t cand;          /* usable, below max, not excluded */
     apr_uint64_t full;          /* usable but at max */
     apr_uint64_t halfopen;      /* cooldown over, trial not taken */
+    apr_uint64_t ejected;       /* ejected, else usable (for panic) */
     apr_int64_t ew[RC_BAL_MAX_MEMBERS]; /* weight * pct, for cand */
 } bal_set_t;
 
@@ -706,7 +711,7 @@ static void bal_scan(rc_bal_t *b, int backup, apr_uint64_t exclude,
 {
     int i;
 
-    s->cand = s->full = s->halfopen = 0;
+    s->cand = s->full = s->halfopen = s->ejected = 0;
     for (i = 0; i < b->n; i++) {
         rc_bal_member_sh_t *m = MSH(b, i);
         apr_uint32_t f, h, max;
@@ -723,6 +728,7 @@ static void bal_scan(rc_bal_t *b, int backup, apr_uint64_t exclude,
         }
         max = b->max[i];
         if (h & RC_BAL_H_EJECTED) {
+            s->ejected |= BIT(i);
             if (now >= RC_LD(&m->eject_until)
                 && !bal_trial_taken(b, m, now, &ta)
                 && (!max || RC_LD(&m->inflight) < max)) {
@@ -1028,7 +1034,7 @@ static int bal_try_trial(rc_bal_t *b, apr_uint64_t mask, apr_time_t now)
  */
 static int bal_slot(rc_bal_t *b)
 {
-    apr_uint32_t pid = (apr_uint32_t)getpid(), zero;
+    apr_uint32_t pid = rc_self_pid(), zero;
     apr_uint64_t w = RC_LD(b->proc), nw;
     int k, s = -1;
 
@@ -1077,18 +1083,47 @@ static void bal_dec(apr_uint32_t *p, apr_uint32_t by)
         ;
 }
 
+/*
+ * Panic: every member that is not down, drained, disabled or excluded is
+ * ejected: a uniformly random one of them, primaries first. A blip that
+ * ejected the whole pool then costs one request per member that is still
+ * away instead of an outage until the cooldowns end.
+ */
+static int bal_pick_panic(rc_bal_t *b, const rc_bal_req_t *rq,
+                          const apr_uint64_t ejected[2])
+{
+    int tier, i, n, k;
+
+    for (tier = 0; tier < 2; tier++) {
+        for (n = 0, i = 0; i < b->n; i++) {
+            n += (ejected[tier] & BIT(i)) != 0;
+        }
+        if (n == 0) {
+            continue;
+        }
+        k = (int)(bal_random(b, rq) % (apr_uint64_t)n);
+        for (i = 0; i < b->n; i++) {
+            if ((ejected[tier] & BIT(i)) && k-- == 0) {
+                return bal_reserve(b, i) ? i : RC_BAL_FULL;
+            }
+        }
+    }
+    return RC_BAL_NONE;
+}
+
 int rc_bal_pick(rc_bal_t *b, const rc_bal_req_t *rq, apr_time_t now,
                 rc_bal_ticket_t *t)
 {
-    apr_uint64_t exclude = rq ? rq->exclude : 0;
+    apr_uint64_t exclude = rq ? rq->exclude : 0, ejected[2];
     int tier, idx, any_full = 0;
     bal_set_t s;
 
     bal_ticket(b, t, -1, 0, now);
     for (tier = 0; tier < 2; tier++) {
         bal_scan(b, tier, exclude, now, &s);
+        ejected[tier] = s.ejected;
         if (s.halfopen && (idx = bal_try_trial(b, s.halfopen, now)) >= 0) {
-            bal_ticket(b, t, idx, 1, now);
+            bal_ticket(b, t, idx, RC_BAL_TRIAL, now);
             return idx;
         }
         if (s.full) {
@@ -1116,6 +1151,14 @@ int rc_bal_pick(rc_bal_t *b, const rc_bal_req_t *rq, apr_time_t now,
             return idx;
         }
         any_full = 1;
+    }
+    if (!any_full && b->eject_panic
+        && (idx = bal_pick_panic(b, rq, ejected)) != RC_BAL_NONE) {
+        if (idx >= 0) {
+            bal_ticket(b, t, idx, RC_BAL_PANIC, now);
+            RC_ADD(&MSH(b, idx)->panic_picks, 1);
+        }
+        return idx;
     }
     return any_full ? RC_BAL_FULL : RC_BAL_NONE;
 }
@@ -1209,7 +1252,8 @@ static int bal_failure_locked(rc_bal_t *b, rc_bal_member_sh_t *m, int trial,
     apr_uint32_t nf = (apr_uint32_t)b->eject_fails;
 
     if (RC_LD(&m->health) & RC_BAL_H_EJECTED) {
-        return trial ? bal_eject_locked(b, m, now) : 0;
+        /* a panic pick's failure says nothing new: no longer cooldown */
+        return trial == RC_BAL_TRIAL ? bal_eject_locked(b, m, now) : 0;
     }
     m->streak = 0;
     if (nf == 0) {
@@ -1273,7 +1317,7 @@ int rc_bal_end(rc_bal_t *b, rc_bal_ticket_t *t, apr_time_t now,
     }
     bal_dec(&m->inflight, 1);
     if (outcome == RC_BAL_ABANDONED) {
-        if (t->trial) {
+        if (t->trial == RC_BAL_TRIAL) {
             RC_ST(&m->trial_at, (apr_time_t)0);
         }
         return 0;
@@ -1294,7 +1338,7 @@ int rc_bal_end(rc_bal_t *b, rc_bal_ticket_t *t, apr_time_t now,
     }
 
     if (bal_lock_member(b, m) != 0) {
-        if (t->trial) {
+        if (t->trial == RC_BAL_TRIAL) {
             RC_ST(&m->trial_at, (apr_time_t)0);
         }
         return 0;
@@ -1313,7 +1357,7 @@ int rc_bal_end(rc_bal_t *b, rc_bal_ticket_t *t, apr_time_t now,
     }
     ev = fail ? bal_failure_locked(b, m, t->trial, now)
               : bal_success_locked(b, m, t->trial, now);
-    if (t->trial) {
+    if (t->trial == RC_BAL_TRIAL) {
         RC_ST(&m->trial_at, (apr_time_t)0);
     }
     pthread_mutex_unlock(&m->lock);
@@ -1492,7 +1536,7 @@ void rc_bal_child_exit(rc_bal_t *b)
     apr_uint64_t w = RC_LD(b->proc);
     int s = (int)(w & 0xffffffffu) - 1;
 
-    if (!w || (apr_uint32_t)(w >> 32) != (apr_uint32_t)getpid() || s < 0
+    if (!w || (apr_uint32_t)(w >> 32) != rc_self_pid() || s < 0
         || bal_slot_walk(b, (apr_uint32_t)s, 0) != 0) {
         return;                     /* nothing of ours, or the reaper's */
     }
@@ -1547,6 +1591,7 @@ apr_status_t rc_bal_member_stats(const rc_bal_t *b, int idx, apr_time_t now,
     st->http_5xx = RC_LD(&m->http_5xx);
     st->ejections = RC_LD(&m->ejections);
     st->full_skips = RC_LD(&m->full_skips);
+    st->panic_picks = RC_LD(&m->panic_picks);
     st->ewma_us = bal_ewma_now(b, m, now);
     st->eject_until = (h & RC_BAL_H_EJECTED) ? RC_LD(&m->eject_until) : 0;
     st->eject_level = RC_LD(&m->eject_level);

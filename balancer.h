@@ -132,6 +132,8 @@ typedef struct {
     int eject_5xx;                      /**< 5xx counts as failure, -1: no */
     int eject_streak;                   /**< successes that reset the
                                              backoff, -1: 5 */
+    int eject_panic;                    /**< all ejected: use them anyway,
+                                             -1: on */
     int hc_fails;                       /**< probe fails to go down, -1: 3 */
     int hc_passes;                      /**< probe passes to go up, -1: 2 */
     apr_interval_time_t slow_start;     /**< 0 off, -1: 0 */
@@ -153,10 +155,14 @@ typedef struct {
                                      NULL: a shared atomic sequence */
 } rc_bal_req_t;
 
+#define RC_BAL_TRIAL 1
+#define RC_BAL_PANIC 2
+
 /** What rc_bal_pick() reserved; hand it back to rc_bal_end() once. */
 typedef struct {
     int member;                 /**< member index, -1 when nothing held */
-    int trial;                  /**< this is the half-open trial request */
+    int trial;                  /**< RC_BAL_TRIAL: the half-open trial;
+                                     RC_BAL_PANIC: picked in panic */
     apr_uint32_t epoch;         /**< shm layout epoch at reservation */
     int slot;                   /**< this process's slot, -1: none */
     apr_time_t start;           /**< @c now at reservation (latency base) */
@@ -189,6 +195,7 @@ typedef struct {
     apr_uint64_t http_5xx;
     apr_uint64_t ejections;
     apr_uint64_t full_skips;    /**< times skipped for being at max */
+    apr_uint64_t panic_picks;   /**< used while ejected, in panic */
     double ewma_us;             /**< peak EWMA latency, decayed to now */
     apr_time_t eject_until;     /**< 0 unless ejected */
     apr_uint32_t eject_level;   /**< cooldown doubling level */
@@ -271,7 +278,11 @@ apr_status_t rc_bal_shm_attach(apr_pool_t *p, void *base, apr_size_t size,
  * Pick a usable member and reserve one in-flight slot on it (never beyond
  * max=N, across all processes).  A half-open member whose cooldown is over
  * gets the one trial request first.  Backups only when no primary is
- * usable (a primary at max=N or excluded counts as not usable).  Returns
+ * usable (a primary at max=N or excluded counts as not usable).  Panic
+ * (RevBalancerEject panic=on, the default): when no member of either tier
+ * is usable and that is only because of passive ejection, a random
+ * ejected member (primaries first) is used anyway; its success brings it
+ * back at once, its failure does not lengthen its cooldown.  Returns
  * the member index, RC_BAL_FULL (some member usable but all such full) or
  * RC_BAL_NONE; on success @a t must later go to rc_bal_end() exactly once
  * (RC_BAL_ABANDONED if the request was never sent).

@@ -34,6 +34,7 @@ rc_bal_conf_t *rc_bal_conf_create(apr_pool_t *p, const char *name)
     c->eject_cooldown = -1;
     c->eject_max_cooldown = -1;
     c->eject_5xx = -1;
+    c->eject_panic = -1;
     c->eject_streak = -1;
     c->hc_fails = -1;
     c->hc_passes = -1;
@@ -363,15 +364,18 @@ const char *rc_bal_eject_param(rc_bal_conf_t *c, const char *kv)
         }
         c->eject_streak = (int)n;
     }
-    else if (bal_kv(kv, "5xx", &v)) {
+    else if (bal_kv(kv, "5xx", &v) || bal_kv(kv, "panic", &v)) {
+        int *f = (kv[0] == '5') ? &c->eject_5xx : &c->eject_panic;
+
         if (!strcasecmp(v, "on")) {
-            c->eject_5xx = 1;
+            *f = 1;
         }
         else if (!strcasecmp(v, "off")) {
-            c->eject_5xx = 0;
+            *f = 0;
         }
         else {
-            return "RevBalancerEject: 5xx must be on or off";
+            return kv[0] == '5' ? "RevBalancerEject: 5xx must be on or off"
+                                : "RevBalancerEject: panic must be on or off";
         }
     }
     else if (bal_kv(kv, "window", &v) || bal_kv(kv, "cooldown", &v)
@@ -392,7 +396,7 @@ const char *rc_bal_eject_param(rc_bal_conf_t *c, const char *kv)
     }
     else {
         return "RevBalancerEject: unknown parameter (expected fails=, "
-               "window=, cooldown=, max-cooldown=, 5xx=, streak=)";
+               "window=, cooldown=, max-cooldown=, 5xx=, streak=, panic=)";
     }
     return NULL;
 }
@@ -440,6 +444,7 @@ const char *rc_bal_conf_check(apr_pool_t *p, rc_bal_conf_t *c)
                                 60 * APR_USEC_PER_SEC);
     c->eject_5xx = DEF(c->eject_5xx, 0);
     c->eject_streak = DEF(c->eject_streak, 5);
+    c->eject_panic = DEF(c->eject_panic, 1);
     c->hc_fails = DEF(c->hc_fails, 3);
     c->hc_passes = DEF(c->hc_passes, 2);
     c->slow_start = DEF(c->slow_start, 0);

@@ -186,6 +186,17 @@ const void *rc_cache_meta_vary(apr_pool_t *p, const char *spec,
     return buf;
 }
 
+const void *rc_cache_meta_pass(apr_pool_t *p, apr_size_t *len)
+{
+    rc_meta_hdr_t *h = apr_pcalloc(p, sizeof(*h));
+
+    h->magic = RC_META_MAGIC;
+    h->version = RC_META_VERSION;
+    h->kind = RC_META_PASS;
+    *len = sizeof(*h);
+    return h;
+}
+
 /* The next NUL-terminated string of a blob, or NULL when it would run
  * past the end. */
 static const char *meta_str(const char *buf, apr_size_t len,
@@ -224,6 +235,9 @@ static int meta_read(apr_pool_t *p, rc_cache_hit_t *h, rc_cache_entry_t *e,
     }
     if (mh.kind == RC_META_VARY) {
         return (*spec = meta_str(buf, len, &pos)) ? RC_META_VARY : 0;
+    }
+    if (mh.kind == RC_META_PASS) {
+        return len == sizeof(mh) ? RC_META_PASS : 0;
     }
     if (mh.kind != RC_META_RESPONSE || mh.status < 200 || mh.status > 999
         || mh.nfields > RC_META_MAX_FIELDS
@@ -301,6 +315,12 @@ rc_cache_entry_t *rc_cache_find(rc_cache_req_t *q, apr_time_t now,
         return NULL;
     }
     kind = meta_read(r->pool, h, e, &spec);
+    if (kind == RC_META_PASS) {
+        /* a recent answer was uncacheable: a miss, but no collapsing */
+        rc_cache_hit_release(h);
+        q->hfm = 1;
+        return NULL;
+    }
     if (kind == RC_META_VARY) {
         q->vary_spec = spec;
         q->variant = apr_pstrcat(r->pool, q->bv, RC_VARIANT_SEP,
@@ -707,8 +727,10 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
         }
         /* A fetch: collapse with a concurrent one for the same key (once:
          * after a wait, a miss goes to the backend itself). HEAD never
-         * fills the cache, so it does not hold others up. */
-        if (attempt == 0 && !r->header_only) {
+         * fills the cache, so it does not hold others up; nor does a key
+         * with a hit-for-miss marker (its last answer was uncacheable:
+         * waiting for the next one would queue every request). */
+        if (attempt == 0 && !r->header_only && !q->hfm) {
             if (rc_cache_fill_begin(q->c, q->mkey, strlen(q->mkey),
                                     fill_max_age(q), &q->fill)
                 == RC_CACHE_FILL_BUSY) {

@@ -20,6 +20,7 @@
 /* Defaults, applied late (rc_cache_opts() and post_config). */
 #define RC_CACHE_DEF_SIZE          (64 * 1024 * 1024)
 #define RC_CACHE_DEF_LOCK_TIMEOUT  apr_time_from_sec(5)
+#define RC_CACHE_DEF_HIT_FOR_MISS  apr_time_from_sec(120)
 #define RC_CACHE_MAX_SIZE          ((apr_int64_t)64 << 30)
 /** How long past its last usable instant an entry with a validator is
  *  kept for revalidation (memory permitting: LRU evicts before). */
@@ -40,6 +41,7 @@ struct rc_cache_dconf_t {
     apr_array_header_t  *key_headers;     /**< const char *, NULL unset */
     int                  heuristic_percent;
     apr_interval_time_t  stale_if_error;  /**< 0 = Off */
+    apr_interval_time_t  hit_for_miss;    /**< 0 = Off */
 };
 
 /** Server-wide settings of this configuration cycle (GLOBAL_ONLY
@@ -83,6 +85,7 @@ struct rc_cache_req_t {
     rc_cache_fill_t          fill;      /**< held while we fetch */
     int                      collapsed; /**< waited for another fetch */
     int                      refresh;   /**< SWR: refresh after logging */
+    int                      hfm;       /**< a hit-for-miss marker stands */
     rc_cache_entry_t        *stale;     /**< what the refresh revalidates */
     int                      quick;     /**< serving in the quick handler:
                                              decline, never forward */
@@ -95,10 +98,13 @@ struct rc_cache_req_t {
 /** Meta blob kinds. */
 #define RC_META_RESPONSE  1
 #define RC_META_VARY      2
+#define RC_META_PASS      3   /**< hit-for-miss marker: no body */
 
 /* cache.c */
 /** The segment of this configuration cycle, NULL if none. */
 rc_cache_t *rc_cache_segment(void);
+/** The metadata of a hit-for-miss marker. */
+const void *rc_cache_meta_pass(apr_pool_t *p, apr_size_t *len);
 /** Serialises a response entry's metadata (status, freshness, fields). */
 const void *rc_cache_meta_response(apr_pool_t *p, int status,
                                    const char *status_line,

@@ -60,6 +60,7 @@ rc_cache_dconf_t *rc_cache_dconf_create(apr_pool_t *p)
     dc->key_headers = NULL;
     dc->heuristic_percent = RC_UNSET;
     dc->stale_if_error = RC_UNSET;
+    dc->hit_for_miss = RC_UNSET;
     return dc;
 }
 
@@ -81,6 +82,7 @@ rc_cache_dconf_t *rc_cache_dconf_merge(apr_pool_t *p,
                                        : base->key_headers;
     dc->heuristic_percent = MERGE(heuristic_percent);
     dc->stale_if_error = MERGE(stale_if_error);
+    dc->hit_for_miss = MERGE(hit_for_miss);
     return dc;
 }
 
@@ -276,6 +278,9 @@ const char *rc_cache_cmd(cmd_parms *cmd, void *dconf, int argc,
     }
     if (!strcasecmp(name, "RevCacheStaleIfError")) {
         return parse_time(cmd, argv[0], 1, &dc->stale_if_error);
+    }
+    if (!strcasecmp(name, "RevCacheHitForMiss")) {
+        return parse_time(cmd, argv[0], 1, &dc->hit_for_miss);
     }
     if (!strcasecmp(name, "RevCacheLockTimeout")) {
         return parse_time(cmd, argv[0], 0, &dc->lock_timeout);

@@ -126,6 +126,38 @@ static void store_failed(store_t *st, apr_status_t rv, const char *when)
     fill_done(st->q, 0);
 }
 
+/*
+ * The fill owner of a plain miss got an answer it may not store: a
+ * hit-for-miss marker (no body) in the key's primary record tells the
+ * next requests for RevCacheHitForMiss not to wait for each other's
+ * fetch. Only collapsing is affected: a cacheable answer later is stored
+ * over it as usual.
+ */
+static void store_pass_marker(rc_cache_req_t *q, apr_time_t now)
+{
+    apr_interval_time_t ttl = q->dc->hit_for_miss != RC_UNSET
+                              ? q->dc->hit_for_miss
+                              : RC_CACHE_DEF_HIT_FOR_MISS;
+    rc_cache_writer_t *pw;
+    const void *meta;
+    apr_size_t mlen;
+    apr_status_t rv;
+
+    if (ttl <= 0 || q->hfm || q->vary_spec || !q->fill.slot) {
+        return;
+    }
+    meta = rc_cache_meta_pass(q->r->pool, &mlen);
+    rv = rc_cache_write_begin(q->c, q->key, strlen(q->key), q->bv,
+                              strlen(q->bv), meta, mlen, NULL, 0, now + ttl,
+                              0, now, q->r->pool, &pw);
+    if (rv == APR_SUCCESS) {
+        rv = rc_cache_write_commit(pw);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, q->r, RCLOGNO(00334)
+                  "cache: hit-for-miss marker for %s %s", q->key,
+                  rv == APR_SUCCESS ? "stored" : "not stored");
+}
+
 /* A Vary'd response: the key's primary record names the headers. */
 static void store_vary_record(store_t *st)
 {
@@ -406,6 +438,9 @@ int rc_cache_fetch(rc_cache_req_t *q, rc_cache_entry_t *e,
     rc_proxy_set_response(r, &x);
     no = store_begin(q, &x, req_time, resp_time, &st, &f);
     if (no) {
+        if (!e) {
+            store_pass_marker(q, resp_time);
+        }
         fill_done(q, 0);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00330)
                       "cache: %s (%d) not stored: %s", q->key, r->status,

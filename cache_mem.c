@@ -347,7 +347,7 @@ apr_status_t rc_cache_lookup(rc_cache_t *c, const char *key, apr_size_t klen,
 {
     rc_cache_hit_t *h;
     rc_entry_sh_t *e;
-    apr_uint32_t pid = (apr_uint32_t)getpid(), slot, s, i;
+    apr_uint32_t pid = rc_self_pid(), slot, s, i;
     apr_uint64_t hash = key_hash(key, klen);
 
     *hit = NULL;
@@ -575,7 +575,7 @@ static apr_status_t writer_cleanup(void *data)
 /* Take a free entry slot for a writer, evicting if none is free. */
 static apr_uint32_t ent_claim(rc_cache_t *c, apr_time_t now)
 {
-    apr_uint32_t i, idle = 0, pid = (apr_uint32_t)getpid();
+    apr_uint32_t i, idle = 0, pid = rc_self_pid();
 
     for (;;) {
         if (rc_cm_alloc_lock(c) != APR_SUCCESS) {
@@ -1101,7 +1101,7 @@ int rc_cache_fill_begin(rc_cache_t *c, const char *key, apr_size_t klen,
                         apr_interval_time_t max_age, rc_cache_fill_t *f)
 {
     apr_uint64_t hash = key_hash(key, klen);
-    apr_uint32_t s = stripe_of(c, hash), me = (apr_uint32_t)getpid();
+    apr_uint32_t s = stripe_of(c, hash), me = rc_self_pid();
     apr_uint32_t checked = 0, tok, mpid;
     apr_time_t now = apr_time_now();
     rc_fill_sh_t *m, *fr;

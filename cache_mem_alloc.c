@@ -490,7 +490,7 @@ apr_uint32_t rc_cm_pin_claim(rc_cache_t *c, apr_uint32_t pid,
 static apr_size_t reap_pins(rc_cache_t *c)
 {
     apr_uint32_t k, pid, i, s, last_dead = 0, last_alive = 0;
-    apr_uint32_t me = (apr_uint32_t)getpid();
+    apr_uint32_t me = rc_self_pid();
     apr_uint64_t w;
     apr_size_t reaped = 0;
 
@@ -612,7 +612,7 @@ apr_size_t rc_cm_evict_some(rc_cache_t *c, apr_time_t now)
 {
     rc_cache_sh_t *sh = c->sh;
     rc_victim_t v[RC_VICTIMS];
-    apr_uint32_t me = (apr_uint32_t)getpid();
+    apr_uint32_t me = rc_self_pid();
     apr_uint32_t k, i, prev, nv = 0, scanned;
     rc_entry_sh_t *e;
     apr_size_t freed = 0;
@@ -1169,7 +1169,7 @@ apr_uint64_t rc_cache_max_object_size(const rc_cache_t *c)
 apr_size_t rc_cache_reap(rc_cache_t *c, apr_time_t now)
 {
     apr_size_t n = reap_pins(c);
-    apr_uint32_t i, me = (apr_uint32_t)getpid();
+    apr_uint32_t i, me = rc_self_pid();
     rc_victim_t v;
     rc_entry_sh_t *e;
 

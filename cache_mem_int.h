@@ -14,6 +14,7 @@
 #define RC_CACHE_MEM_INT_H
 
 #include "cache_mem.h"
+#include "procid.h"
 
 #include <errno.h>
 #include <pthread.h>

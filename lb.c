@@ -1027,7 +1027,7 @@ int rc_lb_exchange(request_rec *r, const rc_match_t *m,
     const char *key, *sticky = NULL;
     apr_uint64_t exclude = 0;
     rc_lb_req_t *st;
-    int attempt, attempts, idx, rv = HTTP_SERVICE_UNAVAILABLE;
+    int attempt, attempts, tried = 0, idx, rv = HTTP_SERVICE_UNAVAILABLE;
 
     *wp = m->route->worker;
     if (!lb->bal) {
@@ -1066,14 +1066,18 @@ int rc_lb_exchange(request_rec *r, const rc_match_t *m,
         path = *mb->base ? apr_pstrcat(r->pool, mb->base, m->backend_path,
                                        NULL)
                          : m->backend_path;
+        tried++;
         if ((be = rc_backend_of(mb->worker))) {
-            rv = rc_proxy_exchange(r, mb->worker, be, path, set_headers, x);
+            rv = rc_proxy_exchange(r, mb->worker, be, path, set_headers,
+                                   attempts > 1 ? RC_EXCH_RETRYING : 0, x);
         }
         else {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00423)
-                          "backend %s is not available in this process",
-                          mb->worker->url);
             memset(x, 0, sizeof(*x));
+            x->failure = apr_psprintf(r->pool, "backend %s is not "
+                                      "available in this process",
+                                      mb->worker->url);
+            ap_log_rerror(APLOG_MARK, attempts > 1 ? APLOG_INFO : APLOG_ERR,
+                          0, r, RCLOGNO(00423) "%s", x->failure);
             x->outcome = RC_OUT_CONNECT;
             rv = x->http_status = HTTP_BAD_GATEWAY;
         }
@@ -1102,6 +1106,13 @@ int rc_lb_exchange(request_rec *r, const rc_match_t *m,
                           "balancer %s: member %s failed, trying another",
                           lb->name, mb->worker->url);
         }
+    }
+    if (attempts > 1) {
+        /* the attempts logged at info: this is the request's one error */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00425)
+                      "balancer %s: %s (%d attempt%s, at most %d)",
+                      lb->name, x->failure ? x->failure : "failed",
+                      tried, tried == 1 ? "" : "s", attempts);
     }
     return rv;
 }

@@ -437,7 +437,7 @@ int rc_route_exchange(request_rec *r, const rc_match_t *m,
         x->http_status = HTTP_BAD_GATEWAY;
         return x->http_status;
     }
-    return rc_proxy_exchange(r, w, be, m->backend_path, set_headers, x);
+    return rc_proxy_exchange(r, w, be, m->backend_path, set_headers, 0, x);
 }
 
 void rc_route_done(request_rec *r, const rc_match_t *m,

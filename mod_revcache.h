@@ -175,6 +175,7 @@ typedef struct {
     rc_body_kind_e  kind;         /**< its body framing */
     apr_off_t       length;
     int             keepalive;    /**< backend keeps the connection */
+    const char     *failure;      /**< what failed, when not RC_OUT_OK */
     rc_conn_t      *conn;         /**< held until relayed or abandoned */
     void           *route_ctx;    /**< the route layer's state for this
                                        exchange (a balancer reservation),
@@ -195,12 +196,17 @@ typedef struct {
  * connection is retried once for an idempotent bodyless request.
  * @param set_headers fields to set on the backend request (e.g. the
  *        conditionals of a revalidation), or NULL
+ * @param flags RC_EXCH_RETRYING: the caller may try another backend, so
+ *        a failure is logged at info only (the caller logs the outcome)
  * @return OK with x->conn held, or x->http_status (502, 504, 4xx) with
- *         the failure logged once and x->outcome saying what failed
+ *         the failure logged once, x->outcome saying what failed and
+ *         x->failure in words
  */
+#define RC_EXCH_RETRYING 1
 int rc_proxy_exchange(request_rec *r, const rc_worker_t *w,
                       rc_backend_t *be, const char *backend_path,
-                      apr_table_t *set_headers, rc_exchange_t *x);
+                      apr_table_t *set_headers, int flags,
+                      rc_exchange_t *x);
 
 /** Sets r->status and the response headers from the exchange's head
  *  (hop-by-hop removed, RevProxyPassReverse applied). */
@@ -349,6 +355,9 @@ const char *rc_cache_cmd(cmd_parms *cmd, void *dconf, int argc,
                  "lifetime (0 disables)"), \
     RC_CACHE_CMD("RevCacheStaleIfError", RSRC_CONF | ACCESS_CONF, \
                  "Off|time: default stale-if-error window"), \
+    RC_CACHE_CMD("RevCacheHitForMiss", RSRC_CONF | ACCESS_CONF, \
+                 "Off|time: how long a URL that answered uncacheable " \
+                 "skips collapsed forwarding"), \
     RC_CACHE_CMD("RevCacheQuickHandler", RSRC_CONF, \
                  "On|Off: serve fresh hits in the quick_handler hook, " \
                  "before access control (per server)")

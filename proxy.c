@@ -495,8 +495,10 @@ static req_body_e request_body_kind(request_rec *r)
 
 int rc_proxy_exchange(request_rec *r, const rc_worker_t *w,
                       rc_backend_t *be, const char *backend_path,
-                      apr_table_t *set_headers, rc_exchange_t *x)
+                      apr_table_t *set_headers, int flags,
+                      rc_exchange_t *x)
 {
+    int fail_level = (flags & RC_EXCH_RETRYING) ? APLOG_INFO : APLOG_ERR;
     req_body_e body = request_body_kind(r);
     apr_size_t head_len;
     const char *head_str = build_head(r, w, backend_path, body, set_headers,
@@ -517,9 +519,12 @@ int rc_proxy_exchange(request_rec *r, const rc_worker_t *w,
                                    ? RC_ACQ_TRUST_IDLE : 0),
                                 &x->conn, &reused);
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, RCLOGNO(00203)
-                          "cannot connect to backend %s%s", w->url,
-                          rv == APR_TIMEUP ? " (connect timeout)" : "");
+            x->failure = apr_psprintf(r->pool, "cannot connect to backend "
+                                      "%s%s", w->url, rv == APR_TIMEUP
+                                      ? " (connect timeout)" : "");
+            ap_log_rerror(APLOG_MARK, fail_level, rv, r, RCLOGNO(00203)
+                          "%s", x->failure);
+            x->failure = apr_psprintf(r->pool, "%s: %pm", x->failure, &rv);
             x->conn = NULL;
             x->outcome = RC_OUT_CONNECT;
             x->http_status = HTTP_BAD_GATEWAY;
@@ -582,18 +587,23 @@ int rc_proxy_exchange(request_rec *r, const rc_worker_t *w,
             continue;
         }
         if (rv == APR_TIMEUP) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00206)
-                          "backend %s did not answer within the timeout",
-                          w->url);
+            x->failure = apr_psprintf(r->pool, "backend %s did not answer "
+                                      "within the timeout", w->url);
+            ap_log_rerror(APLOG_MARK, fail_level, 0, r, RCLOGNO(00206)
+                          "%s", x->failure);
             x->outcome = RC_OUT_TIMEOUT;
             x->http_status = HTTP_GATEWAY_TIME_OUT;
             return x->http_status;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EGENERAL ? 0 : rv, r,
-                      RCLOGNO(00207) "bad response from backend %s: %s",
-                      w->url, err ? err
-                      : rv == APR_EOF ? "connection closed without a response"
-                      : "I/O error");
+        x->failure = apr_psprintf(r->pool, "bad response from backend "
+                                  "%s: %s", w->url, err ? err
+                                  : rv == APR_EOF ? "connection closed "
+                                  "without a response" : "I/O error");
+        ap_log_rerror(APLOG_MARK, fail_level, rv == APR_EGENERAL ? 0 : rv, r,
+                      RCLOGNO(00207) "%s", x->failure);
+        if (rv != APR_EGENERAL && rv != APR_EOF) {
+            x->failure = apr_psprintf(r->pool, "%s (%pm)", x->failure, &rv);
+        }
         x->outcome = RC_OUT_BAD_RESPONSE;
         x->http_status = HTTP_BAD_GATEWAY;
         return x->http_status;
@@ -633,7 +643,7 @@ int rc_proxy_forward(request_rec *r, const rc_worker_t *w,
 {
     rc_exchange_t x;
 
-    if (rc_proxy_exchange(r, w, be, backend_path, NULL, &x) != OK) {
+    if (rc_proxy_exchange(r, w, be, backend_path, NULL, 0, &x) != OK) {
         return x.http_status;
     }
     rc_proxy_set_response(r, &x);

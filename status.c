@@ -122,6 +122,7 @@ static const status_field_t member_fields[] = {
     MF(http_5xx, 1, F_U64, "5xx responses"),
     MF(ejections, 1, F_U64, "passive-health ejections"),
     MF(full_skips, 1, F_U64, "times skipped for being at max=N"),
+    MF(panic_picks, 1, F_U64, "requests sent while ejected (panic: every member was ejected)"),
     MF(ewma_us, 0, F_DBL, "peak EWMA latency in microseconds"),
     MF(eject_level, 0, F_U32, "ejection cooldown doubling level"),
     MF(probe_up, 0, F_INT, "active health check says up (1) or down"),

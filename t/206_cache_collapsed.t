@@ -11,7 +11,7 @@ use Time::HiRes qw(time);
 use lib 't/lib';
 use RcTest qw(origin_count parallel parse_raw);
 
-plan tests => 18, need_lwp;
+plan tests => 26, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 
@@ -62,5 +62,33 @@ sleep 2;
 ($t, @r) = many(10, $v);
 is seen('k4'), 2, '10 concurrent revalidations: one origin request';
 is scalar(grep { $_->{body} eq "k4 1\n" } @r), 10, 'revalidation: all got the stored body';
+
+# Hit-for-miss: once a key answered uncacheable, concurrent requests for
+# it do not queue behind one another's fetch (RevCacheHitForMiss, 120s
+# by default); a cacheable answer is stored over the marker.
+sub collapsed { scalar grep { ($_->{h}{'cache-status'} // '') =~ /; collapsed$/ } @_ }
+parse_raw(RcTest::raw(req('/c/ctr/hfm1?h=Cache-Control:no-store&ms=1000')));
+($t, @r) = many(5, '/c/ctr/hfm1?h=Cache-Control:no-store&ms=1000');
+is seen('hfm1'), 6, 'hit-for-miss: every request reached the origin';
+is collapsed(@r), 0, 'hit-for-miss: nobody waited for another fetch';
+ok $t < 1.9, sprintf 'hit-for-miss: the five ran side by side (%.1fs)', $t;
+my $h2 = '/ckey/ctr/hfm2?h=Cache-Control:';
+parse_raw(RcTest::raw(req("${h2}no-store")));
+my $s2 = parse_raw(RcTest::raw(req("${h2}max-age%3D60")));
+like $s2->{h}{'cache-status'}, qr/fwd=uri-miss; fwd-status=200; stored/,
+    'hit-for-miss: a cacheable answer is stored over the marker';
+$s2 = parse_raw(RcTest::raw(req("${h2}max-age%3D60")));
+like $s2->{h}{'cache-status'}, qr/^revcache; hit/, 'hit-for-miss: and served';
+is seen('hfm2'), 2, 'hit-for-miss: two origin requests for three';
+
+# RevCacheHitForMiss Off: the waiters queue as before the marker existed.
+parse_raw(RcTest::raw(req('/chfmoff/ctr/hfm3?h=Cache-Control:no-store&ms=1000')));
+($t, @r) = many(5, '/chfmoff/ctr/hfm3?h=Cache-Control:no-store&ms=1000');
+is collapsed(@r), 4, 'RevCacheHitForMiss Off: four waited for the fetch';
+# RevCacheHitForMiss 1: the marker is gone a second later.
+parse_raw(RcTest::raw(req('/chfm1/ctr/hfm4?h=Cache-Control:no-store&ms=1000')));
+sleep 1.3;
+($t, @r) = many(5, '/chfm1/ctr/hfm4?h=Cache-Control:no-store&ms=1000');
+is collapsed(@r), 4, 'RevCacheHitForMiss 1: expired, the waiters collapse again';
 
 ok $log->check, 'no unexpected errors in the log';

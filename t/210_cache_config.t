@@ -32,6 +32,7 @@ my @bad = (
     ['RevCacheHeuristicFraction 150'        => qr/RevCacheHeuristicFraction: '150' is not a percentage from 0 to 100/],
     ['RevCacheHeuristicFraction 10.5'       => qr/RevCacheHeuristicFraction: '10.5' is not a percentage/],
     ['RevCacheStaleIfError forever'         => qr/RevCacheStaleIfError: 'forever' is not a positive time/],
+    ['RevCacheHitForMiss forever'           => qr/RevCacheHitForMiss: 'forever' is not a positive time/],
     ["<Directory /tmp>\nRevCacheEnable On\n</Directory>" => qr/cannot occur within <Directory> section/, 2],
     ['RevCacheQuickHandler maybe'           => qr/RevCacheQuickHandler: 'maybe' is not On or Off/],
     ['RevCacheQuickHandler'                 => qr/RevCacheQuickHandler takes one argument/],
@@ -44,6 +45,7 @@ RevCacheEnable Off
 RevCacheStatusHeader On
 RevCacheDefaultTTL Off
 RevCacheLockTimeout 500ms
+RevCacheHitForMiss 30s
 RevCachePurge Off
 RevCacheIgnoreQueryString Off
 RevCacheKeyHeaders X-Device Accept-Language

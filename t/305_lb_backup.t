@@ -8,7 +8,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use RcTest qw(lb_get spawn_origin stop_origin);
 
-plan tests => 8, need_lwp;
+plan tests => 11, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my ($p1, $p2, $backup) = @ENV{qw(RC_SPARE2_PORT RC_SPARE4_PORT RC_ORIGIN3_PORT)};
@@ -58,4 +58,18 @@ ok !$n->{$backup} && $n->{$p1} && $n->{$p2}, 'both primaries serve again ('
    . show($n) . ')';
 stop_origin($_) for $pid1, $pid2;
 
-ok $log->check(qr/RC0020[367]|RC0041[01]|RC00424/), 'no other errors in the log';
+# Failed attempts that another member made good are no errors: only
+# ejections and recoveries were logged above.
+ok $log->check(qr/RC0041[01]/), 'no other errors in the log';
+
+# Every member down: one error line for the request, naming the last
+# failure; the attempts themselves only at info.
+$log = RcTest::LogWatch->new;
+my ($code) = lb_get('/lb/alldead/x');
+is $code, 502, 'every member refuses: 502';
+select undef, undef, undef, 0.3;
+my @err = grep { /\[(?:\w+:)?error\]/ } $log->lines;
+is scalar(@err), 1, 'one error line for the failed request'
+    or diag join "\n", @err;
+like $err[0] // '', qr/RC00425: balancer alldead: cannot connect to backend http:\/\/127\.0\.0\.1:\d+\/?: .*\(2 attempts, at most 2\)/,
+    'it names the balancer, the last failure and the attempts';

@@ -35,6 +35,7 @@ my @bad = (
     ["<RevBalancer p>\n$M\nRevHealthCheck uri=/h fails=0\n</RevBalancer>" => qr/fails and passes must be 1 to 100/, 3],
     ["<RevBalancer p>\n$M\nRevHealthCheck uri=/h method=HEAD\n</RevBalancer>" => qr/RevHealthCheck: unknown parameter 'method=HEAD'/, 3],
     ["<RevBalancer p>\n$M\nRevBalancerEject fails=99\n</RevBalancer>" => qr/RevBalancerEject: fails must be 0 \(off\) to 32/, 3],
+    ["<RevBalancer p>\n$M\nRevBalancerEject panic=maybe\n</RevBalancer>" => qr/RevBalancerEject: panic must be on or off/, 3],
     ["<RevBalancer p>\n$M\nRevBalancerEject cooldown=10s max-cooldown=5s\n</RevBalancer>" => qr/max-cooldown is shorter than cooldown/, 1],
     ["<RevBalancer p>\n$M\nRevBalancerSlowStart forever\n</RevBalancer>" => qr/RevBalancerSlowStart 'forever':/, 3],
     ["<RevBalancer p>\n$M\nRevBalancerRetries -1\n</RevBalancer>" => qr/RevBalancerRetries '-1' must be a whole number from 0 to 63/, 3],
@@ -53,7 +54,7 @@ RevProxyPass /api/ balancer://pool/v1/
     RevBalancerHashKey cookie:session
     RevBalancerSticky cookie=ROUTE
     RevHealthCheck uri=/health interval=2s timeout=1s fails=3 passes=2 expect=2xx,301
-    RevBalancerEject fails=3 window=10s cooldown=5s max-cooldown=60s
+    RevBalancerEject fails=3 window=10s cooldown=5s max-cooldown=60s panic=off
     RevBalancerSlowStart 10s
     RevBalancerRetries 2
     RevBalancerWait 500ms

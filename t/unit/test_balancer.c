@@ -728,6 +728,81 @@ static void test_passive_ejection(void **state_)
     assert_int_equal(state(b, 0, T0 + SEC(300)), RC_BAL_ST_UP);
 }
 
+/* Every member ejected: panic uses them anyway (default), spread at
+ * random; a panic pick's success recovers its member, its failure does
+ * not lengthen the cooldown; panic=off answers RC_BAL_NONE. */
+static void test_panic(void **state_)
+{
+    rc_bal_req_t rq = { NULL, 0, 0, NULL };
+    rc_bal_member_stats_t st0, st1, st;
+    rc_bal_ticket_t t;
+    rc_bal_conf_t *c;
+    rc_bal_t *b;
+    int i, idx, n[2] = { 0, 0 };
+    char out[16];
+
+    (void)state_;
+    c = mkconf(NULL, "http://a", "http://b", NULL);
+    assert_null(rc_bal_eject_param(c, "fails=1"));
+    assert_null(rc_bal_eject_param(c, "cooldown=5s"));
+    assert_null(rc_bal_eject_param(c, "max-cooldown=20s"));
+    assert_string_equal(rc_bal_eject_param(c, "panic=maybe"),
+                        "RevBalancerEject: panic must be on or off");
+    b = mkbal(c);
+    fail_at(b, 0, T0, RC_BAL_EV_EJECTED);
+    fail_at(b, 1, T0, RC_BAL_EV_EJECTED);
+    assert_int_equal(rc_bal_member_stats(b, 0, T0, &st0), 0);
+    assert_int_equal(rc_bal_member_stats(b, 1, T0, &st1), 0);
+
+    /* spread over both, as panic picks */
+    for (i = 0; i < 200; i++) {
+        idx = rc_bal_pick(b, &rq, T0 + SEC(1), &t);
+        assert_true(idx == 0 || idx == 1);
+        assert_int_equal(t.trial, RC_BAL_PANIC);
+        n[idx]++;
+        rc_bal_end(b, &t, T0 + SEC(1), RC_BAL_ABANDONED);
+    }
+    assert_true(n[0] > 50 && n[1] > 50);
+    /* both excluded: nothing */
+    rq.exclude = 3;
+    assert_int_equal(rc_bal_pick(b, &rq, T0 + SEC(1), &t), RC_BAL_NONE);
+    rq.exclude = 2;
+    assert_int_equal(rc_bal_pick(b, &rq, T0 + SEC(1), &t), 0);
+    rc_bal_end(b, &t, T0 + SEC(1), RC_BAL_ABANDONED);
+    rq.exclude = 0;
+
+    /* a failed panic pick: no new ejection, cooldown unchanged */
+    idx = rc_bal_pick(b, &rq, T0 + SEC(2), &t);
+    assert_true(idx >= 0);
+    assert_int_equal(rc_bal_end(b, &t, T0 + SEC(2), RC_BAL_CONNECT_ERROR), 0);
+    assert_int_equal(rc_bal_member_stats(b, idx, T0 + SEC(2), &st), 0);
+    assert_true(st.eject_until == (idx ? st1.eject_until : st0.eject_until));
+    assert_int_equal(st.eject_level, 1);
+    assert_int_equal(st.state, RC_BAL_ST_EJECTED);
+
+    /* a successful one brings its member back; the other stays out */
+    idx = rc_bal_pick(b, &rq, T0 + SEC(3), &t);
+    assert_true(idx >= 0);
+    assert_int_equal(rc_bal_end(b, &t, T0 + SEC(3), RC_BAL_OK),
+                     RC_BAL_EV_RECOVERED);
+    assert_int_equal(state(b, idx, T0 + SEC(3)), RC_BAL_ST_UP);
+    assert_int_equal(state(b, !idx, T0 + SEC(3)), RC_BAL_ST_EJECTED);
+    seq(b, 6, T0 + SEC(3), out);
+    assert_string_equal(out, idx ? "bbbbbb" : "aaaaaa");
+    assert_int_equal(rc_bal_member_stats(b, 0, T0 + SEC(3), &st0), 0);
+    assert_int_equal(rc_bal_member_stats(b, 1, T0 + SEC(3), &st1), 0);
+    assert_int_equal(st0.panic_picks + st1.panic_picks, 200 + 1 + 2);
+
+    /* panic=off: every member ejected is RC_BAL_NONE */
+    c = mkconf(NULL, "http://a", "http://b", NULL);
+    assert_null(rc_bal_eject_param(c, "fails=1"));
+    assert_null(rc_bal_eject_param(c, "panic=off"));
+    b = mkbal(c);
+    fail_at(b, 0, T0, RC_BAL_EV_EJECTED);
+    fail_at(b, 1, T0, RC_BAL_EV_EJECTED);
+    assert_int_equal(rc_bal_pick(b, &rq, T0 + SEC(1), &t), RC_BAL_NONE);
+}
+
 static void test_active_health(void **state_)
 {
     rc_bal_t *b;
@@ -1248,6 +1323,7 @@ int main(void)
         cmocka_unit_test(test_ewma_member),
         cmocka_unit_test(test_p2c),
         cmocka_unit_test(test_passive_ejection),
+        cmocka_unit_test(test_panic),
         cmocka_unit_test(test_active_health),
         cmocka_unit_test(test_slow_start),
         cmocka_unit_test(test_max_and_backup),
