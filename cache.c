@@ -613,7 +613,7 @@ static apr_status_t fill_cleanup(void *data)
 
 /*
  * The quick handler's lookup, when it was of the same key: taken over
- * (entry, variant, fill marker key) so that the handler does not look
+ * (entry, variant, fill marker key, hit-for-miss marker) so that the handler does not look
  * it up a second time, and every request counts one lookup whether the
  * quick handler ran or not. Returns 0 when there is none to take.
  */
@@ -633,6 +633,7 @@ static int take_early(rc_cache_req_t *q, rc_cache_req_t *early,
     q->variant = early->variant;
     q->mkey = early->mkey;
     q->vary_spec = early->vary_spec;
+    q->hfm = early->hfm;
     *e = early->found;
     *why = early->found_why;
     return 1;

@@ -3,7 +3,8 @@
 # same routes: cquick (On) and cqoff (Off). A hit served by the quick
 # handler logs "RC00306: cache: hit KEY (N bytes, quick handler)".
 # Checks: hits (GET, HEAD, 304 to a conditional, Range, max-stale),
-# misses, stale entries and no-cache requests going the normal way, PURGE
+# misses, stale entries, no-cache requests and hit-for-miss markers going
+# the normal way (the quick lookup handed on), PURGE
 # and its Require, the counters (one lookup per request either way; a
 # max-stale hit counted once as stale served), the insert_filter hook run
 # for quick hits (mod_headers), normalised paths, HTTP/2, and the
@@ -20,7 +21,7 @@ use JSON::PP ();
 use lib 't/lib';
 use RcTest qw(origin_count raw parse_raw front_port);
 
-plan tests => 94, need_lwp;
+plan tests => 99, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $t = "q$$";          # this run's names at the origin
@@ -185,6 +186,22 @@ like cs($res), qr/^revcache; hit; ttl=-\d+; detail=max-stale$/, 'max-stale: Cach
 is quick_hits($w, "/q/ctr/${t}ms"), 1, 'max-stale: served by the quick handler';
 is $c1->{stale_served} - $c0->{stale_served}, 1, 'max-stale: counted once as stale served';
 is seen("${t}ms"), 1, 'max-stale: no origin request';
+
+# --- a hit-for-miss marker found by the quick lookup is handed on too ------
+# (no new marker stored, nobody waits for another's fetch)
+my $hfm = "/q/ctr/${t}hfm?h=Cache-Control:no-store&ms=1000";
+$w = RcTest::LogWatch->new;
+get('cquick', $hfm);
+is scalar(grep { /RC00334: cache: hit-for-miss marker for \S+${t}hfm\S* stored/ } $w->lines), 1,
+   'hit-for-miss: an uncacheable answer leaves a marker';
+$w = RcTest::LogWatch->new;
+my @r = map { parse_raw($_) } RcTest::parallel(4,
+    "GET $hfm HTTP/1.1\r\nHost: 127.0.0.1:$port\r\nConnection: close\r\n\r\n",
+    module => 'cquick', timeout => 20);
+is scalar(grep { $_->{code} == 200 } @r), 4, 'hit-for-miss: four concurrent requests answered';
+is scalar(grep { ($_->{h}{'cache-status'} // '') =~ /collapsed/ } @r), 0, 'hit-for-miss: none waited for another fetch';
+is scalar(grep { /RC00334/ } $w->lines), 0, 'hit-for-miss: the marker was seen (no new one stored)';
+is seen("${t}hfm"), 5, 'hit-for-miss: every request reached the origin';
 
 # --- PURGE is never served by the quick handler: Require applies ----------
 $res = req('cquick', 'PURGE', $h1);
