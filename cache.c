@@ -580,6 +580,11 @@ static rc_cache_req_t *req_new(request_rec *r, rc_match_t *m)
     return q;
 }
 
+int rc_cache_head_as_get(const rc_cache_req_t *q)
+{
+    return q->r->header_only && q->dc->convert_head != 0 && !q->hfm;
+}
+
 /* Waits for the fetch another request runs for our key. */
 static void wait_fill(rc_cache_req_t *q)
 {
@@ -727,11 +732,12 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
             return HTTP_GATEWAY_TIME_OUT;
         }
         /* A fetch: collapse with a concurrent one for the same key (once:
-         * after a wait, a miss goes to the backend itself). HEAD never
-         * fills the cache, so it does not hold others up; nor does a key
+         * after a wait, a miss goes to the backend itself). A HEAD that
+         * does not fill the cache does not hold others up; nor does a key
          * with a hit-for-miss marker (its last answer was uncacheable:
          * waiting for the next one would queue every request). */
-        if (attempt == 0 && !r->header_only && !q->hfm) {
+        if (attempt == 0 && (!r->header_only || rc_cache_head_as_get(q))
+            && !q->hfm) {
             if (rc_cache_fill_begin(q->c, q->mkey, strlen(q->mkey),
                                     fill_max_age(q), &q->fill)
                 == RC_CACHE_FILL_BUSY) {

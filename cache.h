@@ -42,6 +42,7 @@ struct rc_cache_dconf_t {
     int                  heuristic_percent;
     apr_interval_time_t  stale_if_error;  /**< 0 = Off */
     apr_interval_time_t  hit_for_miss;    /**< 0 = Off */
+    int                  convert_head;    /**< HEAD miss -> GET, stored */
 };
 
 /** Server-wide settings of this configuration cycle (GLOBAL_ONLY
@@ -125,6 +126,8 @@ void rc_cache_status(rc_cache_req_t *q, const char *fmt, ...)
 int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
                    const char *status_fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/** A HEAD miss of @a q is fetched as a GET and stored. */
+int rc_cache_head_as_get(const rc_cache_req_t *q);
 /** Looks the request up again; NULL on a miss (*why set). */
 rc_cache_entry_t *rc_cache_find(rc_cache_req_t *q, apr_time_t now,
                                 const char **why);

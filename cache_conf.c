@@ -61,6 +61,7 @@ rc_cache_dconf_t *rc_cache_dconf_create(apr_pool_t *p)
     dc->heuristic_percent = RC_UNSET;
     dc->stale_if_error = RC_UNSET;
     dc->hit_for_miss = RC_UNSET;
+    dc->convert_head = RC_UNSET;
     return dc;
 }
 
@@ -83,6 +84,7 @@ rc_cache_dconf_t *rc_cache_dconf_merge(apr_pool_t *p,
     dc->heuristic_percent = MERGE(heuristic_percent);
     dc->stale_if_error = MERGE(stale_if_error);
     dc->hit_for_miss = MERGE(hit_for_miss);
+    dc->convert_head = MERGE(convert_head);
     return dc;
 }
 
@@ -269,6 +271,9 @@ const char *rc_cache_cmd(cmd_parms *cmd, void *dconf, int argc,
     }
     if (!strcasecmp(name, "RevCachePurge")) {
         return flag(cmd, argc, argv, &dc->purge);
+    }
+    if (!strcasecmp(name, "RevCacheConvertHead")) {
+        return flag(cmd, argc, argv, &dc->convert_head);
     }
     if (!strcasecmp(name, "RevCacheIgnoreQueryString")) {
         return flag(cmd, argc, argv, &dc->ignore_query);

@@ -356,6 +356,48 @@ static apr_table_t *fields_304(request_rec *r, rc_exchange_t *x)
     return h;
 }
 
+static int drain_body(rc_exchange_t *x, store_t *st);
+
+/*
+ * The GET fetched for a HEAD miss has its head: the client gets the
+ * head at once (httpd keeps the backend's Content-Length of a HEAD), then
+ * the body goes into the store, or the connection is dropped when the
+ * response is not stored.
+ */
+static int head_as_get_done(rc_cache_req_t *q, const rc_worker_t *w,
+                            rc_exchange_t *x, store_t *st, const char *no,
+                            const char *why, apr_time_t resp_time,
+                            const rc_fresh_t *f)
+{
+    request_rec *r = q->r;
+    apr_bucket_brigade *bb;
+    apr_status_t rv;
+
+    r->method = "HEAD";
+    r->header_only = 1;
+    if (no) {
+        store_pass_marker(q, resp_time);
+        fill_done(q, 0);
+        rc_cache_status(q, "fwd=%s; fwd-status=%d; detail=%s", why,
+                        r->status, no);
+        rc_proxy_abandon(x);
+    }
+    else {
+        rc_cache_status(q, "fwd=%s; fwd-status=%d; stored; ttl=%"
+                        APR_INT64_T_FMT "; detail=head-as-get", why,
+                        r->status, rc_rules_ttl_seconds(f, resp_time));
+    }
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
+                                    r->connection->bucket_alloc));
+    rv = ap_pass_brigade(r->output_filters, bb);
+    if (!no) {
+        tee_end(st, drain_body(x, st));
+    }
+    rc_route_done(r, q->m, w, x);
+    return rv == APR_SUCCESS ? OK : AP_FILTER_ERROR;
+}
+
 int rc_cache_fetch(rc_cache_req_t *q, rc_cache_entry_t *e,
                    const char *why, const char *detail)
 {
@@ -368,13 +410,20 @@ int rc_cache_fetch(rc_cache_req_t *q, rc_cache_entry_t *e,
     rc_body_tee_t tee;
     rc_fresh_t f;
     store_t st;
-    int validating = 0, rv;
+    int validating = 0, head_get = 0, rv;
 
     if (!e && r->header_only) {
-        /* HEAD is not stored: forward it as it is. */
-        fill_done(q, 0);
-        rc_cache_status(q, "fwd=%s; detail=method", why);
-        return rc_route_forward(r, q->m);
+        if (!rc_cache_head_as_get(q)) {
+            /* RevCacheConvertHead Off, or a hit-for-miss marker stands:
+             * forward the HEAD as it is */
+            fill_done(q, 0);
+            rc_cache_status(q, "fwd=%s; detail=method", why);
+            return rc_route_forward(r, q->m);
+        }
+        /* fetched as a GET (the body goes to the store, not the client) */
+        head_get = 1;
+        r->method = "GET";
+        r->header_only = 0;
     }
     hdrs = apr_table_copy(r->pool, r->headers_in);
     if (e) {
@@ -387,6 +436,10 @@ int rc_cache_fetch(rc_cache_req_t *q, rc_cache_entry_t *e,
     rv = exchange(q, hdrs, &x, &w);
     resp_time = apr_time_now();
     if (rv != OK) {
+        if (head_get) {
+            r->method = "HEAD";
+            r->header_only = 1;
+        }
         rc_route_done(r, q->m, w, &x);
         fill_done(q, 0);
         if (e && x.outcome != RC_OUT_CLIENT
@@ -437,6 +490,9 @@ int rc_cache_fetch(rc_cache_req_t *q, rc_cache_entry_t *e,
 
     rc_proxy_set_response(r, &x);
     no = store_begin(q, &x, req_time, resp_time, &st, &f);
+    if (head_get) {
+        return head_as_get_done(q, w, &x, &st, no, why, resp_time, &f);
+    }
     if (no) {
         if (!e) {
             store_pass_marker(q, resp_time);

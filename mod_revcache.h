@@ -355,6 +355,8 @@ const char *rc_cache_cmd(cmd_parms *cmd, void *dconf, int argc,
                  "lifetime (0 disables)"), \
     RC_CACHE_CMD("RevCacheStaleIfError", RSRC_CONF | ACCESS_CONF, \
                  "Off|time: default stale-if-error window"), \
+    RC_CACHE_CMD("RevCacheConvertHead", RSRC_CONF | ACCESS_CONF, \
+                 "On|Off: a HEAD miss fetches (and stores) the GET"), \
     RC_CACHE_CMD("RevCacheHitForMiss", RSRC_CONF | ACCESS_CONF, \
                  "Off|time: how long a URL that answered uncacheable " \
                  "skips collapsed forwarding"), \

@@ -11,7 +11,7 @@ use Apache::TestRequest qw(GET HEAD);
 use lib 't/lib';
 use RcTest qw(origin_count);
 
-plan tests => 51, need_lwp;
+plan tests => 62, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $res;
@@ -49,11 +49,31 @@ is $res->header('Content-Length'), 5, 'HEAD: Content-Length of the stored GET';
 is $res->content, '', 'HEAD: no body';
 like cs($res), qr/^revcache; hit/, 'HEAD: a hit';
 is seen('b1'), 1, 'HEAD did not reach the origin';
-# A HEAD miss is forwarded as HEAD, and not stored.
+# A HEAD miss is fetched as a GET and stored (RevCacheConvertHead On,
+# the default); the client gets the head only.
 $res = HEAD '/c/ctr/b3?h=Cache-Control:max-age%3D60';
 is $res->code, 200, 'HEAD miss: 200';
-like cs($res), qr/fwd=uri-miss; detail=method/, 'HEAD miss: forwarded, not stored';
-is origin_count(qr{method=HEAD uri=/ctr/b3}), 1, 'HEAD miss went to the origin as HEAD';
+like cs($res), qr/fwd=uri-miss; fwd-status=200; stored; ttl=\d+; detail=head-as-get/,
+    'HEAD miss: fetched as GET and stored';
+is $res->header('Content-Length'), 5, 'HEAD miss: the GET\'s Content-Length';
+is $res->content, '', 'HEAD miss: no body';
+is origin_count(qr{method=GET uri=/ctr/b3}), 1, 'HEAD miss went to the origin as GET';
+is origin_count(qr{method=HEAD uri=/ctr/b3}), 0, 'and not as HEAD';
+$res = GET '/c/ctr/b3?h=Cache-Control:max-age%3D60';
+like cs($res), qr/^revcache; hit/, 'the GET after it is a hit';
+is $res->content, "b3 1\n", 'with the stored body';
+# Not storable: the client still gets the head; the body is not read.
+$res = HEAD '/c/ctr/hb5?h=Cache-Control:no-store';
+is $res->code, 200, 'uncacheable HEAD miss: 200';
+like cs($res), qr/fwd=uri-miss; fwd-status=200; detail=no-store/, 'uncacheable HEAD miss: not stored';
+$res = HEAD '/c/ctr/hb5?h=Cache-Control:no-store';
+is origin_count(qr{method=HEAD uri=/ctr/hb5}), 1,
+    'the next HEAD (hit-for-miss marker) is forwarded as HEAD';
+# RevCacheConvertHead Off: forwarded as HEAD, not stored.
+$res = HEAD '/cheadoff/ctr/hb6?h=Cache-Control:max-age%3D60';
+is $res->code, 200, 'RevCacheConvertHead Off: 200';
+like cs($res), qr/fwd=uri-miss; detail=method/, 'RevCacheConvertHead Off: forwarded, not stored';
+is origin_count(qr{method=HEAD uri=/ctr/hb6}), 1, 'RevCacheConvertHead Off: the origin saw a HEAD';
 
 # only-if-cached: 504 on a miss, the stored response on a hit.
 $res = GET '/c/ctr/b4?h=Cache-Control:max-age%3D60', 'Cache-Control' => 'only-if-cached';

@@ -33,6 +33,7 @@ my @bad = (
     ['RevCacheHeuristicFraction 10.5'       => qr/RevCacheHeuristicFraction: '10.5' is not a percentage/],
     ['RevCacheStaleIfError forever'         => qr/RevCacheStaleIfError: 'forever' is not a positive time/],
     ['RevCacheHitForMiss forever'           => qr/RevCacheHitForMiss: 'forever' is not a positive time/],
+    ['RevCacheConvertHead sometimes'        => qr/RevCacheConvertHead: 'sometimes' is not On or Off/],
     ["<Directory /tmp>\nRevCacheEnable On\n</Directory>" => qr/cannot occur within <Directory> section/, 2],
     ['RevCacheQuickHandler maybe'           => qr/RevCacheQuickHandler: 'maybe' is not On or Off/],
     ['RevCacheQuickHandler'                 => qr/RevCacheQuickHandler takes one argument/],
@@ -46,6 +47,7 @@ RevCacheStatusHeader On
 RevCacheDefaultTTL Off
 RevCacheLockTimeout 500ms
 RevCacheHitForMiss 30s
+RevCacheConvertHead Off
 RevCachePurge Off
 RevCacheIgnoreQueryString Off
 RevCacheKeyHeaders X-Device Accept-Language
