@@ -13,9 +13,10 @@
  * process pool (s->process->pool, found again through its userdata), so
  * it outlives configuration cycles: a graceful restart with the same
  * RevCacheSize re-attaches it and keeps every entry (rc_cache_attach
- * checks magic, layout and size); a changed size destroys it and makes a
- * new one (children of the old generation keep their own mapping until
- * they exit). Children inherit the mapping by fork: child_init has
+ * checks magic, layout and size); a changed size or layout (e.g. a new
+ * build whose RC_SEG_VERSION differs: rc_cache_reusable) destroys it and
+ * makes a new one (children of the old generation keep their own mapping
+ * until they exit). Children inherit the mapping by fork: child_init has
  * nothing to do. The parent reaps the pins and writes of dead children
  * and expired entries from the monitor hook every RC_REAP_INTERVAL.
  *
@@ -529,6 +530,15 @@ static int cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* Where the cache starts in the segment: its first 64-byte boundary (the
+ * segment has 64 bytes more than RevCacheSize for that). */
+static char *seg_base(apr_shm_t *shm)
+{
+    char *base = apr_shm_baseaddr_get(shm);
+
+    return base + ((64 - ((apr_uintptr_t)base & 63)) & 63);
+}
+
 static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s)
 {
@@ -560,9 +570,15 @@ static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         apr_pool_userdata_set(seg, RC_SEG_USERDATA, apr_pool_cleanup_null,
                               pproc);
     }
-    if (seg->shm && seg->size != size) {
+    /* A segment that cannot be kept as it is (another size, or another
+     * layout: e.g. a new build of the module) is replaced, never
+     * initialised in place: children of the previous generation may
+     * still be using it. They keep their own mapping until they exit. */
+    if (seg->shm && (seg->size != size
+                     || !rc_cache_reusable(seg_base(seg->shm), size, &prm))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, RCLOGNO(00310)
-                     "RevCacheSize changed: the cache starts empty");
+                     "RevCacheSize or the cache's layout changed: the "
+                     "cache starts empty");
         apr_shm_destroy(seg->shm);
         seg->shm = NULL;
     }
@@ -577,8 +593,7 @@ static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         }
         seg->size = size;
     }
-    base = apr_shm_baseaddr_get(seg->shm);
-    base += (64 - ((apr_uintptr_t)base & 63)) & 63;
+    base = seg_base(seg->shm);
     rv = rc_cache_attach(base, size, &prm, pconf, &segment, &reused);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RCLOGNO(00312)

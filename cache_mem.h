@@ -157,6 +157,16 @@ apr_status_t rc_cache_attach(void *base, apr_size_t size,
                              rc_cache_t **cache, int *reused);
 
 /**
+ * Whether rc_cache_attach() would keep the cache at @a base (same magic,
+ * layout version, size and parameters) rather than initialise it.  A
+ * segment that other processes may still use (children of the previous
+ * generation during a graceful restart) must not be initialised in place:
+ * when this returns 0, make a new segment instead.
+ */
+int rc_cache_reusable(const void *base, apr_size_t size,
+                      const rc_cache_params_t *p);
+
+/**
  * Create an anonymous shared segment (apr_shm_create, no file) of
  * @a size bytes in @a pool and attach to it.  Children forked later
  * inherit it.  The segment is destroyed with @a pool.
