@@ -113,10 +113,20 @@ typedef struct rc_cache_stats_t {
     apr_uint64_t stale_served;     /**< stale entries served (counted by
                                         the glue: rc_cache_count_stale) */
     apr_uint64_t objects;          /**< live (visible) entries */
-    apr_uint64_t bytes_used;       /**< bytes of blocks in use (any state) */
+    apr_uint64_t bytes_used;       /**< bytes of blocks in use (any state):
+                                        blocks x block_size, i.e. keys,
+                                        variants, tags, metadata, bodies
+                                        and the unused tail of each
+                                        object's last block */
     apr_uint64_t bytes_total;      /**< bytes of the data area */
     apr_uint64_t entries_total;    /**< entry slots */
     apr_uint64_t block_size;       /**< bytes per block */
+    apr_uint64_t entry_bytes;      /**< bytes of one entry descriptor (each
+                                        object has one, in table_bytes) */
+    apr_uint64_t table_bytes;      /**< bytes of the segment outside the
+                                        data area, preallocated: header,
+                                        index, entry descriptors, pins,
+                                        block links (4 bytes + 1 bit each) */
     apr_uint64_t generation;       /**< bumped on every (re)attach */
 } rc_cache_stats_t;
 

@@ -296,6 +296,11 @@ static void test_accounting(void **state)
     bs = st.block_size;
     assert_int_equal(bs, 256);
     assert_int_equal(st.bytes_used, 0);
+    /* what bytes_used leaves out: the preallocated tables */
+    assert_int_equal(st.entry_bytes, 120);
+    assert_true(st.table_bytes > st.entries_total * st.entry_bytes
+                + (st.bytes_total / bs) * 4);
+    assert_int_equal(st.table_bytes + st.bytes_total, 2 << 20);
     for (i = 0; i < 50; i++) {
         char *k = apr_psprintf(p, "/obj/%d", i);
         char *m = apr_psprintf(p, "m:%s::%d", k, i * 211);
