@@ -44,8 +44,12 @@
  *                         n+1 = n bytes of text follow
  *
  * Nothing follows the last field: a blob with bytes left over, a length
- * running past the end, an unknown name code, a non-canonical varint or
- * seconds flag, a NUL inside a string or a date beyond 9999 is refused.
+ * running past the end, an unknown name code, a NUL inside a string or a
+ * date beyond 9999 is refused, and so is anything the encoder would have
+ * written otherwise (a redundant varint byte, a whole second not flagged
+ * as one, a literal name the table has, a text value that is a date it
+ * would store as seconds, a literal status line starting "<status> "):
+ * a blob is accepted only if encoding what it decodes to gives it back.
  * Strings are never stored with a NUL, so a decoded value is byte for
  * byte what was encoded: header values served from the cache are the
  * ones the backend sent.
@@ -430,6 +434,7 @@ static int get_field(rd_t *r, apr_table_t *t)
 {
     const char *k, *v;
     apr_uint64_t u;
+    apr_int64_t secs;
     int code;
 
     if (r->s >= r->end) {
@@ -439,8 +444,10 @@ static int get_field(rd_t *r, apr_table_t *t)
     if (code > NNAMES) {
         return 0;
     }
+    /* a literal name the table has, or a text value that is a date the
+     * encoder would have stored as seconds: not what it writes */
     k = code ? names[code - 1] : get_lstr(r);
-    if (!k || !get_uv(r, &u)) {
+    if (!k || (!code && name_code(k)) || !get_uv(r, &u)) {
         return 0;
     }
     if (u == 0) {
@@ -452,7 +459,8 @@ static int get_field(rd_t *r, apr_table_t *t)
         v = r->out;
         r->out += APR_RFC822_DATE_LEN;
     }
-    else if (!(v = get_str(r, u - 1, "", 0))) {
+    else if (!(v = get_str(r, u - 1, "", 0))
+             || rc_meta_date_parse(v, (apr_size_t)(u - 1), &secs)) {
         return 0;
     }
     apr_table_addn(t, k, v);
@@ -511,8 +519,10 @@ int rc_meta_decode(apr_pool_t *p, const void *blob, apr_size_t len,
                           + (apr_size_t)nfields * APR_RFC822_DATE_LEN);
     if (u) {
         sl.out = r.out;
+        /* a literal line that starts with "<status> " is not canonical */
         if (!(m->status_line = get_str(&sl, u >> 1, pfx,
-                                       (u & 1) ? (apr_size_t)plen : 0))) {
+                                       (u & 1) ? (apr_size_t)plen : 0))
+            || (!(u & 1) && strncmp(m->status_line, pfx, plen) == 0)) {
             return 0;
         }
         r.out = sl.out;

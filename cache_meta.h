@@ -72,10 +72,11 @@ const void *rc_meta_encode_pass(apr_pool_t *p, apr_size_t *len);
  * Decode @a len bytes at @a blob into @a m (strings and the header table
  * allocated in @a p; @a blob is not referenced afterwards).
  * @return the kind (RC_META_RESPONSE, RC_META_VARY, RC_META_PASS), or 0
- *         when the blob
- *         is not exactly something rc_meta_encode_* writes (truncated,
- *         trailing bytes, unknown codes, out-of-range numbers, a NUL in a
- *         string, a response status outside 200..999).
+ *         when the blob is not exactly what rc_meta_encode_* writes for
+ *         what it holds (truncated, trailing bytes, unknown codes,
+ *         out-of-range numbers, a NUL in a string, a response status
+ *         outside 200..999, any non-canonical form): an accepted blob
+ *         re-encodes to itself.
  */
 int rc_meta_decode(apr_pool_t *p, const void *blob, apr_size_t len,
                    rc_meta_t *m);

@@ -648,6 +648,37 @@ static void test_corrupt(void **state)
     bb_uv(&b, 0);
     assert_int_equal(decode(&b), 0);
 
+    /* what the encoder writes otherwise: a literal name of the table, a
+     * text date that round-trips, a literal "<status> " status line */
+    bb_head(&b, 1);
+    bb_byte(&b, 0);
+    bb_uv(&b, 6);
+    bb_str(&b, "Server");
+    bb_uv(&b, 2);
+    bb_str(&b, "x");
+    assert_int_equal(decode(&b), 0);
+    b.b[b.n - 4] = 's';    /* "server": not in the table, valid */
+    assert_int_equal(decode(&b), RC_META_RESPONSE);
+    bb_head(&b, 1);
+    bb_byte(&b, 8);
+    bb_uv(&b, 30);
+    bb_str(&b, "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_int_equal(decode(&b), 0);
+    b.b[b.n - 29] = 'M';   /* "Mun, ...": text, valid */
+    assert_int_equal(decode(&b), RC_META_RESPONSE);
+    b.n = 0;
+    bb_byte(&b, 0xA1);
+    bb_uv(&b, 200);
+    bb_uv(&b, 6 << 1);
+    bb_str(&b, "200 OK");
+    bb_byte(&b, 0x3f);
+    for (i = 0; i < 8; i++) {
+        bb_uv(&b, 0);
+    }
+    assert_int_equal(decode(&b), 0);
+    b.b[7] = '!';          /* "200!OK": a literal line, valid */
+    assert_int_equal(decode(&b), RC_META_RESPONSE);
+
     /* a status line longer than the blob */
     b.n = 0;
     bb_byte(&b, 0xA1);
@@ -676,7 +707,8 @@ static void test_corrupt(void **state)
 }
 
 /* Random damage to valid blobs never crashes (run it under SAN=1); what
- * still decodes re-encodes to the damaged bytes (canonical format). */
+ * still decodes re-encodes to the damaged bytes (the decoder accepts
+ * canonical blobs only). */
 static void test_damage(void **state)
 {
     rc_fresh_t f = nginx_fresh();
