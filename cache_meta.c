@@ -139,6 +139,74 @@ static apr_int64_t days_from_civil(int y, int m, int d)
     return (apr_int64_t)era * 146097 + doe - 719468;
 }
 
+/* The inverse: 1970-01-01 + days -> y-m-d (Hinnant's civil_from_days),
+ * for days >= 0.  Example: 9075 -> 1994-11-06. */
+static void civil_from_days(apr_uint32_t z, int *y, int *m, int *d)
+{
+    apr_uint32_t era, doe, yoe, doy, mp;
+
+    z += 719468;
+    era = z / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static void put2(char *o, int v)
+{
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324"
+        "25262728293031323334353637383940414243444546474849"
+        "50515253545556575859606162636465666768697071727374"
+        "75767778798081828384858687888990919293949596979899";
+
+    memcpy(o, pairs + 2 * v, 2);
+}
+
+/* Seconds in [0, DATE_MAX] as an IMF-fixdate, 29 bytes + NUL: what
+ * apr_rfc822_date writes (the unit tests compare them), without the
+ * exploded-time detour on the hit path. */
+static void date_format(char *o, apr_int64_t t)
+{
+    static const char wdays[] = "ThuFriSatSunMonTueWed";
+    apr_uint32_t days = (apr_uint32_t)(t / 86400);   /* < 2,932,897 */
+    int secs = (int)(t % 86400), y, m, d;
+
+    civil_from_days(days, &y, &m, &d);
+    memcpy(o, wdays + (days % 7) * 3, 3);
+    memcpy(o + 3, ", ", 2);
+    put2(o + 5, d);
+    o[7] = ' ';
+    memcpy(o + 8, months[m - 1], 3);
+    o[11] = ' ';
+    put2(o + 12, y / 100);
+    put2(o + 14, y % 100);
+    o[16] = ' ';
+    put2(o + 17, secs / 3600);
+    o[19] = ':';
+    put2(o + 20, secs / 60 % 60);
+    o[22] = ':';
+    put2(o + 23, secs % 60);
+    memcpy(o + 25, " GMT", 5);
+}
+
+/* "<status> " into pfx (16 bytes); returns its length. */
+static int status_prefix(char *pfx, int status)
+{
+    if (status >= 100 && status <= 999) {
+        pfx[0] = (char)('0' + status / 100);
+        put2(pfx + 1, status % 100);
+        pfx[3] = ' ';
+        pfx[4] = '\0';
+        return 4;
+    }
+    return apr_snprintf(pfx, 16, "%d ", status);
+}
+
 static int digits(const char *s, int n)
 {
     int v = 0;
@@ -157,7 +225,7 @@ static int digits(const char *s, int n)
  * (that also checks the weekday and refuses "31 Feb"). */
 int rc_meta_date_parse(const char *s, apr_size_t n, apr_int64_t *secs)
 {
-    char buf[APR_RFC822_DATE_LEN];
+    char buf[DATE_LEN + 1];
     int day, mon, year, hh, mm, ss;
     apr_int64_t t;
 
@@ -179,9 +247,11 @@ int rc_meta_date_parse(const char *s, apr_size_t n, apr_int64_t *secs)
     }
     t = days_from_civil(year, mon + 1, day) * 86400
         + hh * 3600 + mm * 60 + ss;
-    if (t < 0 || t > DATE_MAX
-        || apr_rfc822_date(buf, apr_time_from_sec(t)) != APR_SUCCESS
-        || memcmp(buf, s, DATE_LEN) != 0) {
+    if (t < 0 || t > DATE_MAX) {
+        return 0;
+    }
+    date_format(buf, t);
+    if (memcmp(buf, s, DATE_LEN) != 0) {
         return 0;
     }
     *secs = t;
@@ -261,7 +331,7 @@ const void *rc_meta_encode_response(apr_pool_t *p, int status,
     o = buf = apr_palloc(p, bound);
     *o++ = (char)FMT_RESPONSE;
     o = put_uv(o, (apr_uint32_t)status);
-    plen = apr_snprintf(pfx, sizeof(pfx), "%d ", status);
+    plen = status_prefix(pfx, status);
     if (sl == 0) {
         o = put_uv(o, 0);
     }
@@ -346,32 +416,45 @@ typedef struct {
 
 /* A canonical varint; 0 when truncated, too long or not canonical
  * (a zero last byte after others, bits beyond 64). */
-static int get_uv(rd_t *r, apr_uint64_t *v)
+static int get_uv_long(rd_t *r, apr_uint64_t *v)
 {
+    const unsigned char *s = r->s;
+    const unsigned char *lim = r->end - s > VARINT_MAX ? s + VARINT_MAX
+                                                       : r->end;
     apr_uint64_t x = 0;
-    int i;
+    unsigned int shift = 0;
+    unsigned char b;
 
-    for (i = 0; i < VARINT_MAX && r->s < r->end; i++) {
-        unsigned char b = *r->s++;
-
-        if (i == VARINT_MAX - 1 && b > 1) {
+    do {
+        if (s == lim) {
             return 0;
         }
-        x |= (apr_uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            if (b == 0 && i > 0) {
-                return 0;
-            }
-            *v = x;
-            return 1;
-        }
+        b = *s++;
+        x |= (apr_uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while (b & 0x80);
+    /* the 10th byte holds bit 63 only; no redundant zero last byte */
+    if ((shift == 7 * VARINT_MAX && b > 1) || (b == 0 && shift > 7)) {
+        return 0;
     }
-    return 0;
+    r->s = s;
+    *v = x;
+    return 1;
 }
 
-/* n bytes of string (no NUL among them) copied out and NUL-ended. */
-static const char *get_str(rd_t *r, apr_uint64_t n, const char *prefix,
-                           apr_size_t plen)
+static APR_INLINE int get_uv(rd_t *r, apr_uint64_t *v)
+{
+    if (r->s < r->end && *r->s < 0x80) {
+        *v = *r->s++;
+        return 1;
+    }
+    return get_uv_long(r, v);
+}
+
+/* n bytes of string (no NUL among them) copied out, after plen bytes
+ * of prefix, and NUL-ended. */
+static const char *get_str_pfx(rd_t *r, apr_uint64_t n, const char *prefix,
+                               apr_size_t plen)
 {
     char *s = r->out;
 
@@ -386,11 +469,25 @@ static const char *get_str(rd_t *r, apr_uint64_t n, const char *prefix,
     return s;
 }
 
+static APR_INLINE const char *get_str(rd_t *r, apr_uint64_t n)
+{
+    char *s = r->out;
+
+    if (n > (apr_uint64_t)(r->end - r->s) || memchr(r->s, '\0', n)) {
+        return NULL;
+    }
+    memcpy(s, r->s, n);
+    s[n] = '\0';
+    r->out += n + 1;
+    r->s += n;
+    return s;
+}
+
 static const char *get_lstr(rd_t *r)
 {
     apr_uint64_t n;
 
-    return get_uv(r, &n) ? get_str(r, n, "", 0) : NULL;
+    return get_uv(r, &n) ? get_str(r, n) : NULL;
 }
 
 static int get_fresh(rd_t *r, rc_fresh_t *f)
@@ -451,15 +548,14 @@ static int get_field(rd_t *r, apr_table_t *t)
         return 0;
     }
     if (u == 0) {
-        if (!get_uv(r, &u) || u > (apr_uint64_t)DATE_MAX
-            || apr_rfc822_date(r->out, apr_time_from_sec((apr_int64_t)u))
-               != APR_SUCCESS) {
+        if (!get_uv(r, &u) || u > (apr_uint64_t)DATE_MAX) {
             return 0;
         }
+        date_format(r->out, (apr_int64_t)u);
         v = r->out;
-        r->out += APR_RFC822_DATE_LEN;
+        r->out += DATE_LEN + 1;
     }
-    else if (!(v = get_str(r, u - 1, "", 0))
+    else if (!(v = get_str(r, u - 1))
              || rc_meta_date_parse(v, (apr_size_t)(u - 1), &secs)) {
         return 0;
     }
@@ -499,7 +595,7 @@ int rc_meta_decode(apr_pool_t *p, const void *blob, apr_size_t len,
         return 0;
     }
     m->status = (int)u;
-    plen = apr_snprintf(pfx, sizeof(pfx), "%d ", m->status);
+    plen = status_prefix(pfx, m->status);
     /* the status line: skipped now, copied once there is room */
     if (!get_uv(&r, &u) || (u >> 1) > (apr_uint64_t)(r.end - r.s)) {
         return 0;
@@ -516,12 +612,12 @@ int rc_meta_decode(apr_pool_t *p, const void *blob, apr_size_t len,
     /* Room for every string: each takes at least its length + 1 in the
      * blob, except a date (30 decoded) and the status line's prefix. */
     r.out = apr_palloc(p, len + (apr_size_t)plen + 1
-                          + (apr_size_t)nfields * APR_RFC822_DATE_LEN);
+                          + (apr_size_t)nfields * (DATE_LEN + 1));
     if (u) {
         sl.out = r.out;
         /* a literal line that starts with "<status> " is not canonical */
-        if (!(m->status_line = get_str(&sl, u >> 1, pfx,
-                                       (u & 1) ? (apr_size_t)plen : 0))
+        if (!(m->status_line = get_str_pfx(&sl, u >> 1, pfx,
+                                           (u & 1) ? (apr_size_t)plen : 0))
             || (!(u & 1) && strncmp(m->status_line, pfx, plen) == 0)) {
             return 0;
         }

@@ -421,6 +421,38 @@ static void test_dates(void **state)
     assert_true(s == APR_INT64_C(253402300799));
 }
 
+/* The codec's own date formatter writes what apr_rfc822_date writes:
+ * every date APR formats is recognised and gives back its second. */
+static void test_dates_like_apr(void **state)
+{
+    static const apr_int64_t edges[] = {
+        0, 59, 86399, 86400, 951782400 /* 2000-02-29 */,
+        4107456000LL /* 2100-02-28 */, 4107542400LL /* 2100-03-01 */,
+        13574563200LL /* 2400-02-29 */, 253402300799LL, 1795566560,
+    };
+    char buf[APR_RFC822_DATE_LEN];
+    apr_int64_t s, t;
+    apr_size_t i;
+    int n;
+
+    (void)state;
+    for (n = 0; n < 200000; n++) {
+        t = n < (int)(sizeof(edges) / sizeof(edges[0]))
+            ? edges[n] : (apr_int64_t)(rnd() % APR_UINT64_C(253402300800));
+        assert_int_equal(apr_rfc822_date(buf, apr_time_from_sec(t)),
+                         APR_SUCCESS);
+        if (!rc_meta_date_parse(buf, strlen(buf), &s) || s != t) {
+            fail_msg("%" APR_INT64_T_FMT ": \"%s\" not recognised", t, buf);
+        }
+    }
+    /* one day each, every day of 2023-2025 around midnight */
+    for (i = 0; i < 3 * 366; i++) {
+        t = APR_INT64_C(1672531200) + (apr_int64_t)i * 86400 - 1;
+        apr_rfc822_date(buf, apr_time_from_sec(t));
+        assert_true(rc_meta_date_parse(buf, strlen(buf), &s) && s == t);
+    }
+}
+
 static void test_vary(void **state)
 {
     static const char *const specs[] = {
@@ -756,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_fixed_sets),
         cmocka_unit_test(test_generated_sets),
         cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_dates_like_apr),
         cmocka_unit_test(test_vary),
         cmocka_unit_test(test_pass),
         cmocka_unit_test(test_truncated_and_trailing),
