@@ -13,9 +13,10 @@
  * process pool (s->process->pool, found again through its userdata), so
  * it outlives configuration cycles: a graceful restart with the same
  * RevCacheSize re-attaches it and keeps every entry (rc_cache_attach
- * checks magic, layout and size); a changed size destroys it and makes a
- * new one (children of the old generation keep their own mapping until
- * they exit). Children inherit the mapping by fork: child_init has
+ * checks magic, layout and size); a changed size or layout (e.g. a new
+ * build whose RC_SEG_VERSION differs: rc_cache_reusable) destroys it and
+ * makes a new one (children of the old generation keep their own mapping
+ * until they exit). Children inherit the mapping by fork: child_init has
  * nothing to do. The parent reaps the pins and writes of dead children
  * and expired entries from the monitor hook every RC_REAP_INTERVAL.
  *
@@ -27,9 +28,9 @@
  * where bv ("base variant") holds the RevCacheKeyHeaders values. The
  * primary record is either the response itself (no Vary) or a Vary
  * record naming the request headers it varies on. Metadata blobs
- * (rc_meta_hdr_t + strings) carry status, rc_fresh_t and the stored
- * header fields; they are validated when read, and a bad one is logged,
- * purged and treated as a miss.
+ * (cache_meta.c) carry status, rc_fresh_t and the stored header fields;
+ * they are validated when read, and a bad one is logged, purged and
+ * treated as a miss.
  *
  * HITS are served straight from shared memory: each piece of the pinned
  * body becomes a transient bucket (no copy unless a filter sets it
@@ -79,9 +80,6 @@
 APLOG_USE_MODULE(revcache);
 
 #define RC_SEG_USERDATA    "mod_revcache:cache-segment"
-#define RC_META_MAGIC      0x52434d45u      /* "RCME" */
-#define RC_META_VERSION    1
-#define RC_META_MAX_FIELDS 1000
 #define RC_REAP_INTERVAL   apr_time_from_sec(5)
 #define RC_VARIANT_SEP     "\001"
 
@@ -97,120 +95,13 @@ static rc_cache_t *segment;
 /* Parent only: when the monitor hook last reaped. */
 static apr_time_t last_reap;
 
-/* The fixed part of a metadata blob; strings follow:
- *   RESPONSE: status line, then nfields x (name, value), each NUL-ended
- *   VARY:     the Vary spec */
-typedef struct {
-    apr_uint32_t  magic;
-    apr_uint16_t  version;
-    apr_uint16_t  kind;
-    apr_int32_t   status;
-    apr_uint32_t  nfields;
-    rc_fresh_t    fresh;
-} rc_meta_hdr_t;
-
 rc_cache_t *rc_cache_segment(void)
 {
     return segment;
 }
 
 /* ------------------------------------------------------------------ */
-/* Metadata blobs                                                      */
-
-typedef struct {
-    char        *buf;
-    apr_size_t   len;
-} meta_buf_t;
-
-static int meta_size(void *baton, const char *k, const char *v)
-{
-    meta_buf_t *mb = baton;
-
-    mb->len += strlen(k) + strlen(v) + 2;
-    return 1;
-}
-
-static int meta_put(void *baton, const char *k, const char *v)
-{
-    meta_buf_t *mb = baton;
-    apr_size_t kl = strlen(k) + 1, vl = strlen(v) + 1;
-
-    memcpy(mb->buf + mb->len, k, kl);
-    memcpy(mb->buf + mb->len + kl, v, vl);
-    mb->len += kl + vl;
-    return 1;
-}
-
-const void *rc_cache_meta_response(apr_pool_t *p, int status,
-                                   const char *status_line,
-                                   const rc_fresh_t *f,
-                                   const apr_table_t *headers,
-                                   apr_size_t *len)
-{
-    rc_meta_hdr_t h;
-    meta_buf_t mb;
-    apr_size_t sl = strlen(status_line ? status_line : "") + 1;
-
-    memset(&h, 0, sizeof(h));
-    h.magic = RC_META_MAGIC;
-    h.version = RC_META_VERSION;
-    h.kind = RC_META_RESPONSE;
-    h.status = status;
-    h.nfields = (apr_uint32_t)apr_table_elts(headers)->nelts;
-    h.fresh = *f;
-    mb.len = sizeof(h) + sl;
-    apr_table_do(meta_size, &mb, headers, NULL);
-    mb.buf = apr_palloc(p, mb.len);
-    memcpy(mb.buf, &h, sizeof(h));
-    memcpy(mb.buf + sizeof(h), status_line ? status_line : "", sl);
-    mb.len = sizeof(h) + sl;
-    apr_table_do(meta_put, &mb, headers, NULL);
-    *len = mb.len;
-    return mb.buf;
-}
-
-const void *rc_cache_meta_vary(apr_pool_t *p, const char *spec,
-                               apr_size_t *len)
-{
-    rc_meta_hdr_t h;
-    apr_size_t sl = strlen(spec) + 1;
-    char *buf = apr_palloc(p, sizeof(h) + sl);
-
-    memset(&h, 0, sizeof(h));
-    h.magic = RC_META_MAGIC;
-    h.version = RC_META_VERSION;
-    h.kind = RC_META_VARY;
-    memcpy(buf, &h, sizeof(h));
-    memcpy(buf + sizeof(h), spec, sl);
-    *len = sizeof(h) + sl;
-    return buf;
-}
-
-const void *rc_cache_meta_pass(apr_pool_t *p, apr_size_t *len)
-{
-    rc_meta_hdr_t *h = apr_pcalloc(p, sizeof(*h));
-
-    h->magic = RC_META_MAGIC;
-    h->version = RC_META_VERSION;
-    h->kind = RC_META_PASS;
-    *len = sizeof(*h);
-    return h;
-}
-
-/* The next NUL-terminated string of a blob, or NULL when it would run
- * past the end. */
-static const char *meta_str(const char *buf, apr_size_t len,
-                            apr_size_t *pos)
-{
-    const char *s = buf + *pos;
-    const char *nul;
-
-    if (*pos >= len || !(nul = memchr(s, '\0', len - *pos))) {
-        return NULL;
-    }
-    *pos += (apr_size_t)(nul - s) + 1;
-    return s;
-}
+/* Metadata blobs (the codec is cache_meta.c)                          */
 
 /* Reads the blob of a pinned entry. Returns the kind (RC_META_*), or 0
  * when it fails validation. */
@@ -218,46 +109,29 @@ static int meta_read(apr_pool_t *p, rc_cache_hit_t *h, rc_cache_entry_t *e,
                      const char **spec)
 {
     const void *raw;
-    const char *buf, *k, *v;
-    apr_size_t len, pos;
-    rc_meta_hdr_t mh;
-    apr_uint32_t i;
+    apr_size_t len;
+    rc_meta_t m;
 
-    if (rc_cache_hit_meta(h, p, &raw, &len) != APR_SUCCESS
-        || len < sizeof(mh)) {
+    if (rc_cache_hit_meta(h, p, &raw, &len) != APR_SUCCESS) {
         return 0;
     }
-    buf = raw;
-    memcpy(&mh, buf, sizeof(mh));
-    pos = sizeof(mh);
-    if (mh.magic != RC_META_MAGIC || mh.version != RC_META_VERSION) {
+    switch (rc_meta_decode(p, raw, len, &m)) {
+    case RC_META_VARY:
+        *spec = m.vary_spec;
+        return RC_META_VARY;
+    case RC_META_PASS:
+        return RC_META_PASS;
+    case RC_META_RESPONSE:
+        e->hit = h;
+        e->status = m.status;
+        e->status_line = m.status_line;
+        e->fresh = m.fresh;
+        e->body_len = rc_cache_hit_body_len(h);
+        e->headers = m.headers;
+        return RC_META_RESPONSE;
+    default:
         return 0;
     }
-    if (mh.kind == RC_META_VARY) {
-        return (*spec = meta_str(buf, len, &pos)) ? RC_META_VARY : 0;
-    }
-    if (mh.kind == RC_META_PASS) {
-        return len == sizeof(mh) ? RC_META_PASS : 0;
-    }
-    if (mh.kind != RC_META_RESPONSE || mh.status < 200 || mh.status > 999
-        || mh.nfields > RC_META_MAX_FIELDS
-        || !(v = meta_str(buf, len, &pos))) {
-        return 0;
-    }
-    e->hit = h;
-    e->status = mh.status;
-    e->status_line = *v ? v : NULL;
-    e->fresh = mh.fresh;
-    e->body_len = rc_cache_hit_body_len(h);
-    e->headers = apr_table_make(p, (int)mh.nfields + 4);
-    for (i = 0; i < mh.nfields; i++) {
-        if (!(k = meta_str(buf, len, &pos))
-            || !(v = meta_str(buf, len, &pos))) {
-            return 0;
-        }
-        apr_table_addn(e->headers, k, v);
-    }
-    return RC_META_RESPONSE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -777,6 +651,15 @@ static int cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* Where the cache starts in the segment: its first 64-byte boundary (the
+ * segment has 64 bytes more than RevCacheSize for that). */
+static char *seg_base(apr_shm_t *shm)
+{
+    char *base = apr_shm_baseaddr_get(shm);
+
+    return base + ((64 - ((apr_uintptr_t)base & 63)) & 63);
+}
+
 static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s)
 {
@@ -808,9 +691,15 @@ static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         apr_pool_userdata_set(seg, RC_SEG_USERDATA, apr_pool_cleanup_null,
                               pproc);
     }
-    if (seg->shm && seg->size != size) {
+    /* A segment that cannot be kept as it is (another size, or another
+     * layout: e.g. a new build of the module) is replaced, never
+     * initialised in place: children of the previous generation may
+     * still be using it. They keep their own mapping until they exit. */
+    if (seg->shm && (seg->size != size
+                     || !rc_cache_reusable(seg_base(seg->shm), size, &prm))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, RCLOGNO(00310)
-                     "RevCacheSize changed: the cache starts empty");
+                     "RevCacheSize or the cache's layout changed: the "
+                     "cache starts empty");
         apr_shm_destroy(seg->shm);
         seg->shm = NULL;
     }
@@ -825,8 +714,7 @@ static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         }
         seg->size = size;
     }
-    base = apr_shm_baseaddr_get(seg->shm);
-    base += (64 - ((apr_uintptr_t)base & 63)) & 63;
+    base = seg_base(seg->shm);
     rv = rc_cache_attach(base, size, &prm, pconf, &segment, &reused);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RCLOGNO(00312)

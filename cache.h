@@ -16,6 +16,7 @@
 #include "mod_revcache.h"
 #include "cache_rules.h"
 #include "cache_mem.h"
+#include "cache_meta.h"
 
 /* Defaults, applied late (rc_cache_opts() and post_config). */
 #define RC_CACHE_DEF_SIZE          (64 * 1024 * 1024)
@@ -96,25 +97,9 @@ struct rc_cache_req_t {
     const char              *found_why; /**< its miss reason */
 };
 
-/** Meta blob kinds. */
-#define RC_META_RESPONSE  1
-#define RC_META_VARY      2
-#define RC_META_PASS      3   /**< hit-for-miss marker: no body */
-
 /* cache.c */
 /** The segment of this configuration cycle, NULL if none. */
 rc_cache_t *rc_cache_segment(void);
-/** The metadata of a hit-for-miss marker. */
-const void *rc_cache_meta_pass(apr_pool_t *p, apr_size_t *len);
-/** Serialises a response entry's metadata (status, freshness, fields). */
-const void *rc_cache_meta_response(apr_pool_t *p, int status,
-                                   const char *status_line,
-                                   const rc_fresh_t *f,
-                                   const apr_table_t *headers,
-                                   apr_size_t *len);
-/** Serialises a Vary record (the spec of a key's variants). */
-const void *rc_cache_meta_vary(apr_pool_t *p, const char *spec,
-                               apr_size_t *len);
 /** Adds to the Cache-Status field of the response (when enabled). */
 void rc_cache_status(rc_cache_req_t *q, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

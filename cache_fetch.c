@@ -146,7 +146,7 @@ static void store_pass_marker(rc_cache_req_t *q, apr_time_t now)
     if (ttl <= 0 || q->hfm || q->vary_spec || !q->fill.slot) {
         return;
     }
-    meta = rc_cache_meta_pass(q->r->pool, &mlen);
+    meta = rc_meta_encode_pass(q->r->pool, &mlen);
     rv = rc_cache_write_begin(q->c, q->key, strlen(q->key), q->bv,
                               strlen(q->bv), meta, mlen, NULL, 0, now + ttl,
                               0, now, q->r->pool, &pw);
@@ -169,7 +169,7 @@ static void store_vary_record(store_t *st)
 
     /* It outlives this variant: a record whose variants are gone only
      * costs a vary-miss, a record gone before them hides them. */
-    meta = rc_cache_meta_vary(q->r->pool, st->spec, &mlen);
+    meta = rc_meta_encode_vary(q->r->pool, st->spec, &mlen);
     rv = rc_cache_write_begin(q->c, q->key, strlen(q->key), q->bv,
                               strlen(q->bv), meta, mlen, NULL, 0,
                               st->expires + RC_CACHE_KEEP_VALIDATABLE, 0,
@@ -277,8 +277,8 @@ static const char *store_begin(rc_cache_req_t *q, const rc_exchange_t *x,
     stored = rc_rules_store_headers(r->pool, resp, &rcc, resp_time);
     apr_table_unset(stored, "Content-Length");
     apr_table_unset(stored, "Surrogate-Key");
-    meta = rc_cache_meta_response(r->pool, r->status, r->status_line, f,
-                                  stored, &mlen);
+    meta = rc_meta_encode_response(r->pool, r->status, r->status_line, f,
+                                   stored, &mlen);
     st->expires = entry_expires(q, f);
     if (tags) {
         apr_array_header_t *t = rc_rules_surrogate_keys(r->pool, tags);
@@ -326,8 +326,8 @@ static int merge_304(rc_cache_req_t *q, rc_cache_entry_t *e,
     apr_table_unset(stored, "Surrogate-Key");
     if (rc_rules_storable(&q->opts, "GET", e->status, r->headers_in,
                           &q->req_cc, merged, &rcc, &f) == NULL) {
-        meta = rc_cache_meta_response(r->pool, e->status, e->status_line,
-                                      &f, stored, &mlen);
+        meta = rc_meta_encode_response(r->pool, e->status, e->status_line,
+                                       &f, stored, &mlen);
         rv = rc_cache_hit_update_meta(e->hit, meta, mlen,
                                       entry_expires(q, &f), resp_time);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, RCLOGNO(00326)

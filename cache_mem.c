@@ -29,8 +29,12 @@
  * An entry's bytes form one chain of blocks:
  *     key | variant | tags | meta | body
  * so the only waste is the tail of the last block: per-object overhead is
- * the 120-byte descriptor + on average half a block + 4 bytes of link per
- * block (1.6% at 256-byte blocks): about 250 bytes + 1.6% of the body.
+ * the key, variant, tags and meta (the glue's blob, cache_meta.c: ~130
+ * bytes for a usual response) + on average half a block, all counted in
+ * bytes_used, and, preallocated outside the data area (table_bytes), the
+ * 120-byte descriptor + 4 bytes of link per block (1.6% at 256-byte
+ * blocks).  Example: a 52-byte key, 129 bytes of meta and a 1 KiB body
+ * fill 5 blocks (1,280 bytes), + 120 + 5 x 4 bytes of tables.
  * A metadata update (304) writes the new blob into a chain of its own
  * ("meta2"); the chain it replaces is parked on the entry's "retired"
  * chain until no reader pins the entry.
@@ -1275,6 +1279,8 @@ void rc_cache_stats(rc_cache_t *c, rc_cache_stats_t *st)
     st->bytes_total = (apr_uint64_t)c->nblocks * c->bsize;
     st->entries_total = c->nentries;
     st->block_size = c->bsize;
+    st->entry_bytes = sizeof(rc_entry_sh_t);
+    st->table_bytes = (apr_uint64_t)c->size - st->bytes_total;
     st->generation = rc_cache_generation(c);
 }
 

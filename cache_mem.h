@@ -113,10 +113,20 @@ typedef struct rc_cache_stats_t {
     apr_uint64_t stale_served;     /**< stale entries served (counted by
                                         the glue: rc_cache_count_stale) */
     apr_uint64_t objects;          /**< live (visible) entries */
-    apr_uint64_t bytes_used;       /**< bytes of blocks in use (any state) */
+    apr_uint64_t bytes_used;       /**< bytes of blocks in use (any state):
+                                        blocks x block_size, i.e. keys,
+                                        variants, tags, metadata, bodies
+                                        and the unused tail of each
+                                        object's last block */
     apr_uint64_t bytes_total;      /**< bytes of the data area */
     apr_uint64_t entries_total;    /**< entry slots */
     apr_uint64_t block_size;       /**< bytes per block */
+    apr_uint64_t entry_bytes;      /**< bytes of one entry descriptor (each
+                                        object has one, in table_bytes) */
+    apr_uint64_t table_bytes;      /**< bytes of the segment outside the
+                                        data area, preallocated: header,
+                                        index, entry descriptors, pins,
+                                        block links (4 bytes + 1 bit each) */
     apr_uint64_t generation;       /**< bumped on every (re)attach */
 } rc_cache_stats_t;
 
@@ -155,6 +165,16 @@ apr_size_t rc_cache_min_size(const rc_cache_params_t *p);
 apr_status_t rc_cache_attach(void *base, apr_size_t size,
                              const rc_cache_params_t *p, apr_pool_t *pool,
                              rc_cache_t **cache, int *reused);
+
+/**
+ * Whether rc_cache_attach() would keep the cache at @a base (same magic,
+ * layout version, size and parameters) rather than initialise it.  A
+ * segment that other processes may still use (children of the previous
+ * generation during a graceful restart) must not be initialised in place:
+ * when this returns 0, make a new segment instead.
+ */
+int rc_cache_reusable(const void *base, apr_size_t size,
+                      const rc_cache_params_t *p);
 
 /**
  * Create an anonymous shared segment (apr_shm_create, no file) of

@@ -1124,6 +1124,18 @@ apr_status_t rc_cache_attach(void *base, apr_size_t size,
     return APR_SUCCESS;
 }
 
+int rc_cache_reusable(const void *base, apr_size_t size,
+                      const rc_cache_params_t *p)
+{
+    rc_layout_t l;
+
+    if (base == NULL || ((apr_uintptr_t)base & 63) != 0
+        || compute_layout(size, p, &l) != APR_SUCCESS) {
+        return 0;
+    }
+    return layout_matches(base, size, p, &l);
+}
+
 apr_status_t rc_cache_create(apr_pool_t *pool, apr_size_t size,
                              const rc_cache_params_t *p, rc_cache_t **cache)
 {

@@ -24,7 +24,8 @@
 #include <unistd.h>
 
 #define RC_SEG_MAGIC       0x52435348u    /* "RCSH" */
-#define RC_SEG_VERSION     2u   /* 2: stale-served counter */
+#define RC_SEG_VERSION     3u   /* 2: stale-served counter; 3: the
+                                   compact meta blobs of cache_meta.c */
 #define RC_ENT_MAGIC       0x52434531u    /* "RCE1" */
 
 #define RC_FILL_PER_STRIPE 8

@@ -99,10 +99,17 @@ static const status_field_t cache_fields[] = {
     CF(busy, 1, "lookups refused for lack of a pin slot"),
     CF(stale_served, 1, "stale entries served (max-stale, SWR, stale-if-error)"),
     CF(objects, 0, "live entries"),
-    CF(bytes_used, 0, "bytes of the data area in use"),
-    CG(bytes_total, "size_bytes", "bytes of the data area (RevCacheSize)"),
+    CF(bytes_used, 0, "bytes of the data area in use (blocks x block "
+                      "size: keys, metadata, bodies, last-block tails)"),
+    CG(bytes_total, "size_bytes", "bytes of the data area (RevCacheSize "
+                                  "less table_bytes)"),
     CG(entries_total, "entry_slots", "entry slots"),
     CF(block_size, 0, "bytes per block"),
+    CF(entry_bytes, 0, "bytes of one entry descriptor (one per object, "
+                       "preallocated in table_bytes)"),
+    CF(table_bytes, 0, "bytes of the segment outside the data area, "
+                       "preallocated: index, entry descriptors, pins, "
+                       "block links"),
     CF(generation, 0, "segment generation (bumped on every attach)"),
 };
 #undef CF

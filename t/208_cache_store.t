@@ -1,7 +1,8 @@
 # The store: objects above RevCacheMaxObjectSize stream through uncached,
 # a truncated body is never stored, Range requests are answered from a
 # stored full response, small and chunked bodies round-trip byte-exact,
-# and one entry serves every child process.
+# header fields come back from the cache byte for byte (the compact
+# metadata of cache_meta.c), and one entry serves every child process.
 use strict;
 use warnings FATAL => 'all';
 
@@ -12,7 +13,7 @@ use Digest::MD5 qw(md5_hex);
 use lib 't/lib';
 use RcTest qw(origin_count raw parse_raw);
 
-plan tests => 27, need_lwp;
+plan tests => 31, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $res;
@@ -73,6 +74,35 @@ $res = GET $rg, Range => 'bytes=0-1,998-';
 is $res->code, 206, 'multiple ranges: 206';
 like $res->header('Content-Type'), qr{^multipart/byteranges}, 'multiple ranges: multipart';
 is origin_count(qr{uri=/length\?size=1000&\S*t=208}), 1, 'Range: the origin was asked once';
+
+# Header fields served from the cache are those of the stored response,
+# byte for byte: names in their own case, repeated fields in order, dates
+# in forms that are not kept as numbers (RFC 850, a wrong weekday), an
+# IMF-fixdate that is, long and odd values.
+{
+    my @h = ('Expires:Sunday, 06-Nov-94 08:49:37 GMT',
+             'Last-Modified:Mon, 06 Nov 1994 08:49:37 GMT',
+             'X-When:Sun, 06 Nov 1994 08:49:37 GMT',
+             'x-lower:a', 'ETAG:"e1"', 'Link:</a>; rel=preload',
+             'Link:</b>; rel=preload', 'X-Long:' . ('v' x 300),
+             'X-Odd:a  b,;=\x', 'Content-Language:de', 'Cache-Control:max-age=60');
+    my $q = join('&', map { 'h=' . s/([^A-Za-z0-9_.~-])/sprintf('%%%02X', ord $1)/ger } @h);
+    my $req = "GET /c/headers?$q&t=208hdr HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    my ($miss) = raw($req);
+    my ($hit) = raw($req);
+    my $fields = sub {
+        my ($head) = split /\r\n\r\n/, $_[0], 2;
+        my @l = split /\r\n/, $head;
+        shift @l;
+        return [ sort grep { !/^(?:Date|Age|Cache-Status|Connection|Keep-Alive):/i } @l ];
+    };
+    like $hit, qr/^Cache-Status: revcache; hit/m, 'odd header fields: stored, then a hit';
+    is_deeply $fields->($hit), $fields->($miss), 'odd header fields: the same lines from the cache';
+    is join(" ", $hit =~ m{^Link: </(.)>}mg), 'a b', 'odd header fields: repeated fields in order';
+    ok index($hit, "\r\nExpires: Sunday, 06-Nov-94 08:49:37 GMT\r\n") >= 0
+       && index($hit, "\r\nX-When: Sun, 06 Nov 1994 08:49:37 GMT\r\n") >= 0
+       && index($hit, "\r\nx-lower: a\r\n") >= 0, 'odd header fields: dates and name case as sent';
+}
 
 # One entry for every child: a store in one process, hits in others
 # (new connections land on any child).

@@ -11,7 +11,7 @@ use JSON::PP ();
 use lib 't/lib';
 use RcTest qw(lb_get);
 
-plan tests => 32, need_lwp;
+plan tests => 34, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $amp_url = "http://127.0.0.1:$ENV{RC_ORIGIN2_PORT}/echo/a&b<c>\"d";
@@ -78,6 +78,9 @@ is $c1->{hits} - $c0->{hits}, $hits, 'cache.hits grew by exactly the hits';
 ok $c1->{misses} - $c0->{misses} >= 1, 'cache.misses grew';
 is $c1->{stores} - $c0->{stores}, 1, 'cache.stores grew by one';
 ok $c1->{objects} >= 1 && $c1->{bytes_used} > 0, 'objects and bytes_used';
+is $c1->{bytes_used} % $c1->{block_size}, 0, 'bytes_used: whole blocks';
+ok $c1->{entry_bytes} > 0 && $c1->{table_bytes} > $c1->{entries_total} * $c1->{entry_bytes},
+    'entry_bytes and table_bytes (the preallocated descriptors are in the tables)';
 ok $c1->{hit_ratio} > 0 && $c1->{hit_ratio} <= 1, 'hit_ratio in (0, 1]';
 
 my $b1 = st401($j1);

@@ -31,6 +31,7 @@
 #include <apr_time.h>
 
 #include "cache_mem.h"
+#include "cache_mem_int.h"    /* the segment header, to age it */
 
 #define NOW     apr_time_from_sec(1000000)
 #define FOREVER (NOW + apr_time_from_sec(3600))
@@ -218,9 +219,11 @@ static void test_attach_reuse(void **state)
     assert_true(base != MAP_FAILED);
     rc_cache_params_default(&prm);
     assert_true(rc_cache_min_size(&prm) < size);
+    assert_int_equal(rc_cache_reusable(base, size, &prm), 0);
     assert_int_equal(rc_cache_attach(base, size, &prm, p, &c, &reused),
                      APR_SUCCESS);
     assert_int_equal(reused, 0);
+    assert_int_equal(rc_cache_reusable(base, size, &prm), 1);
     assert_int_equal(rc_cache_generation(c), 1);
     assert_int_equal(store(c, p, "/a", NULL, NULL, 3000, FOREVER, NOW),
                      APR_SUCCESS);
@@ -253,8 +256,17 @@ static void test_attach_reuse(void **state)
         assert_int_equal(present(c4, p, "/g", NULL, NOW), 1);
     }
 
+    /* an older layout version (another build of the module): not
+     * reusable, so the glue makes a new segment */
+    ((rc_cache_sh_t *)base)->version = RC_SEG_VERSION - 1;
+    assert_int_equal(rc_cache_reusable(base, size, &prm), 0);
+    ((rc_cache_sh_t *)base)->version = RC_SEG_VERSION;
+    assert_int_equal(rc_cache_reusable(base, size, &prm), 1);
+    assert_int_equal(rc_cache_reusable(base, size / 2, &prm), 0);
+
     /* a different layout: reinitialised */
     prm.bytes_per_entry = 8192;
+    assert_int_equal(rc_cache_reusable(base, size, &prm), 0);
     assert_int_equal(rc_cache_attach(base, size, &prm, p, &c2, &reused),
                      APR_SUCCESS);
     assert_int_equal(reused, 0);
@@ -284,6 +296,11 @@ static void test_accounting(void **state)
     bs = st.block_size;
     assert_int_equal(bs, 256);
     assert_int_equal(st.bytes_used, 0);
+    /* what bytes_used leaves out: the preallocated tables */
+    assert_int_equal(st.entry_bytes, 120);
+    assert_true(st.table_bytes > st.entries_total * st.entry_bytes
+                + (st.bytes_total / bs) * 4);
+    assert_int_equal(st.table_bytes + st.bytes_total, 2 << 20);
     for (i = 0; i < 50; i++) {
         char *k = apr_psprintf(p, "/obj/%d", i);
         char *m = apr_psprintf(p, "m:%s::%d", k, i * 211);
