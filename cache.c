@@ -331,9 +331,11 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
             return st;
         }
     }
-    va_start(ap, status_fmt);
-    rc_cache_status(q, "%s", apr_pvsprintf(r->pool, status_fmt, ap));
-    va_end(ap);
+    if (q->dc->status_header == 1) {    /* else no need to format it */
+        va_start(ap, status_fmt);
+        rc_cache_status(q, "%s", apr_pvsprintf(r->pool, status_fmt, ap));
+        va_end(ap);
+    }
 
     apr_table_clear(r->headers_out);
     r->content_type = NULL;
@@ -346,8 +348,8 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
         }
     }
     apr_table_setn(r->headers_out, "Age",
-                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                rc_rules_age_seconds(&e->fresh, now)));
+                   apr_off_t_toa(r->pool, (apr_off_t)
+                                 rc_rules_age_seconds(&e->fresh, now)));
     if (cond == RC_COND_NOT_MODIFIED) {
         r->status = HTTP_NOT_MODIFIED;
         r->status_line = NULL;
