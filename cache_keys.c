@@ -396,7 +396,15 @@ const char *rc_rules_url_key(apr_pool_t *p, const rc_rules_opts_t *o,
         port = hport;
     }
     if (port && port != default_port(sch)) {
-        portstr = apr_psprintf(p, ":%u", (unsigned int)port);
+        char *b = apr_palloc(p, 7), *e = b + 6;     /* ":65535" */
+
+        *e = '\0';
+        do {
+            *--e = (char)('0' + port % 10);
+            port /= 10;
+        } while (port);
+        *--e = ':';
+        portstr = e;
     }
     path = (path && *path) ? norm_path(p, path) : "/";
     if (o && o->ignore_query) {
