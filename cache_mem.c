@@ -1472,6 +1472,12 @@ apr_status_t rc_cache_follow(rc_cache_t *c, const char *mkey,
     h->slot = slot;
     h->follow = 1;
     h->length = length;
+    if (__atomic_load_n(&e->state, __ATOMIC_SEQ_CST) == RC_ST_WRITING
+        && !pid_alive(__atomic_load_n(&e->pid, __ATOMIC_RELAXED))) {
+        /* a writer killed before fill_end: nothing to stream */
+        rc_cache_hit_release(h);
+        return RC_CACHE_STALEHANDLE;
+    }
     CTR_ADD(c, C_FOLLOWS, 1);
     apr_pool_cleanup_register(pool, h, hit_cleanup, apr_pool_cleanup_null);
     *hit = h;

@@ -1142,6 +1142,7 @@ static void test_follow_dead_writer(void **state)
     apr_pool_t *p = subpool();
     rc_cache_t *c = new_cache(p, 1 << 20, 0, 0);
     rc_cache_stats_t st;
+    rc_cache_hit_t *h;
     follower_t fo;
     apr_time_t t0;
     int pfd[2];
@@ -1173,6 +1174,9 @@ static void test_follow_dead_writer(void **state)
                                      &fo.h), APR_SUCCESS);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    /* nobody new follows a dead writer */
+    assert_int_equal(rc_cache_follow(c, "/fd", 3, "/fd", 3, NULL, 0, p,
+                                     &h), RC_CACHE_STALEHANDLE);
     t0 = apr_time_now();
     follow_read(&fo, apr_time_from_sec(5));
     assert_int_equal(fo.rv, RC_CACHE_STALEHANDLE);
