@@ -14,7 +14,7 @@ use IO::Socket::INET;
 use lib 't/lib';
 use RcTest qw(origin_count parse_raw);
 
-plan tests => 31, need_lwp;
+plan tests => 35, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $prefork = Apache::Test::config()->{server}{mpm} eq 'prefork';
@@ -168,5 +168,24 @@ $want = want_body('st5', 1, $size);
 is seen('st5'), 1, 'chunked: one origin request';
 is scalar(grep { $_->{r}{body} eq $want } @c), 3, 'chunked: whole bodies';
 cmp_ok scalar(streamed(@c)), '>=', 1, 'chunked: streamed';
+
+# 6. A chunked body that turns out larger than RevCacheMaxObjectSize
+# (256K): the fetching request gets it whole, uncached; those streaming
+# it are cut off (the known cost of streaming an unannounced length).
+my $big = 300_000;
+my $tb = "size=$big&drip=10&dripms=100&chunked=1&h=Cache-Control:max-age%3D60";
+@c = streams(map { [0.1 * $_, "/c/ctr/st6?$tb"] } 0 .. 1);
+is $c[0]{r}{body}, want_body('st6', 1, $big), 'too big: the fetching request got it whole';
+ok $c[1]{cs} =~ /detail=streamed/ && $c[1]{len} < $big
+   && $c[1]{buf} !~ /\r\n0\r\n\r\n$/,
+    "too big: the follower's response ended broken ($c[1]{len} bytes, no last chunk)";
+
+# 7. A Vary'd answer is stored under a variant the waiters did not know:
+# they wait for the end, as before, and are served the stored variant.
+my $vq = "size=$size&drip=5&dripms=100&h=Cache-Control:max-age%3D60&h=Vary:X-Dev";
+@c = streams(map { [0.1 * $_, "/c/ctr/st7?$vq"] } 0 .. 1);
+is scalar(grep { $_->{r}{body} eq want_body('st7', 1, $size) } @c), 2,
+    'Vary: whole bodies';
+like $c[1]{cs}, qr/^revcache; hit; ttl=\d+; collapsed$/, 'Vary: the waiter got the stored variant';
 
 ok $log->check(qr/RC00201|RC00339/), 'no unexpected errors in the log';
