@@ -7,6 +7,7 @@ use strict;
 use warnings FATAL => 'all';
 
 use Apache::Test qw(-withtestmore);
+use Apache::TestRequest qw(GET);
 use Test::More import => ['!plan'];
 use Time::HiRes qw(time sleep);
 use IO::Select;
@@ -14,7 +15,7 @@ use IO::Socket::INET;
 use lib 't/lib';
 use RcTest qw(origin_count parse_raw);
 
-plan tests => 35, need_lwp;
+plan tests => 36, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $prefork = Apache::Test::config()->{server}{mpm} eq 'prefork';
@@ -87,6 +88,13 @@ sub streams {
 
 sub streamed { grep { $_->{cs} =~ /; detail=streamed; collapsed$/ } @_ }
 
+# The store's count of followers (status page JSON).
+sub streams_counted {
+    my $j = (GET '/revcache-status?json')->content;
+    return $j =~ /"collapsed_streams": (\d+)/ ? $1 : -1;
+}
+my $counted = streams_counted();
+
 # 1. Five concurrent GETs of a cold key whose origin sends 250,000 bytes
 # in 20 pieces 100 ms apart (~1.9 s): one origin request, five complete
 # identical bodies, and the waiters get their first bytes long before
@@ -112,6 +120,8 @@ ok !(grep { $_->{first} >= 1 } @f),
 ok !(grep { $_->{done} < 1.5 } @f),
     sprintf 'streamed: the end came with the origin\'s (%s s)',
     join ' ', map { sprintf '%.2f', $_->{done} } @f;
+is streams_counted() - $counted, scalar(@f),
+    'the status page counts them (collapsed_streams)';
 my $hit = parse_raw(RcTest::raw(req("/c/ctr/st1?$q")));
 like $hit->{h}{'cache-status'}, qr/^revcache; hit; ttl=\d+$/, 'then stored: a hit';
 is $hit->{body}, $want, 'the hit: the same bytes';
