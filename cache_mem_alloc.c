@@ -323,6 +323,9 @@ apr_uint32_t rc_cm_ent_pop_locked(rc_cache_t *c, apr_uint32_t pid)
     e->flags = 0;
     e->pins = 0;
     e->pid = pid;
+    /* a follower killed in its futex wait left its count: nobody can
+     * sleep on a free slot */
+    e->fwaiters = 0;
     RC_BARRIER();
     e->state = RC_ST_WRITING;
     return i;
