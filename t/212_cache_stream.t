@@ -15,13 +15,17 @@ use IO::Socket::INET;
 use lib 't/lib';
 use RcTest qw(origin_count parse_raw);
 
-plan tests => 36, need_lwp;
+plan tests => 38, need_lwp;
 
 my $log = RcTest::LogWatch->new;
 my $prefork = Apache::Test::config()->{server}{mpm} eq 'prefork';
 
 sub seen { my $n = shift; origin_count(qr{ uri=/ctr/$n[? ]}) }
-sub req  { "GET $_[0] HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" }
+sub req  {
+    my ($path, $method) = @_;
+    return ($method // 'GET') . " $path HTTP/1.1\r\nHost: localhost\r\n"
+         . "Connection: close\r\n\r\n";
+}
 
 # The body /ctr/NAME?size=S sends for its n-th request.
 sub want_body {
@@ -48,7 +52,7 @@ sub streams {
             $c->{sock} = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                                PeerPort => $port)
                 or die "connect: $!";
-            syswrite $c->{sock}, req($c->{path});
+            syswrite $c->{sock}, req($c->{path}, $c->{method});
             $c->{start} = time;
             $sel->add($c->{sock});
         }
@@ -197,5 +201,12 @@ my $vq = "size=$size&drip=5&dripms=100&h=Cache-Control:max-age%3D60&h=Vary:X-Dev
 is scalar(grep { $_->{r}{body} eq want_body('st7', 1, $size) } @c), 2,
     'Vary: whole bodies';
 like $c[1]{cs}, qr/^revcache; hit; ttl=\d+; collapsed$/, 'Vary: the waiter got the stored variant';
+
+# 8. A HEAD miss fetched as a GET (RevCacheConvertHead): a GET arriving
+# meanwhile streams what that fetch stores.
+@c = streams([0, "/c/ctr/st8?$q", { method => 'HEAD' }],
+             [0.2, "/c/ctr/st8?$q"]);
+is $c[1]{r}{body}, want_body('st8', 1, $size), 'after a HEAD: the GET got the whole body';
+like $c[1]{cs}, qr/detail=streamed; collapsed$/, 'after a HEAD: streamed';
 
 ok $log->check(qr/RC00201|RC00339/), 'no unexpected errors in the log';
