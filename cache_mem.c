@@ -735,7 +735,8 @@ static int writer_drop_locked(rc_cache_writer_t *w)
     }
     if (e->state == RC_ST_WRITING && e->gen == w->gen) {
         if (e->pins > 0) {
-            e->state = RC_ST_DEAD;
+            /* followers read the state without the lock */
+            __atomic_store_n(&e->state, RC_ST_DEAD, __ATOMIC_SEQ_CST);
             followed = 1;
         }
         else {

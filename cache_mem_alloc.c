@@ -593,7 +593,8 @@ static int victim_reclaim(rc_cache_t *c, const rc_victim_t *v)
         if (e->state == RC_ST_WRITING && e->gen == v->gen
             && e->pid == v->pid) {
             if (e->pins > 0) {
-                e->state = RC_ST_DEAD;      /* freed by the last follower */
+                /* freed by the last follower (who reads it unlocked) */
+                __atomic_store_n(&e->state, RC_ST_DEAD, __ATOMIC_SEQ_CST);
                 followed = 1;
             }
             else {
