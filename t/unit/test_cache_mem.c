@@ -1327,6 +1327,55 @@ static void test_dead_writer_and_pin(void **state)
     apr_pool_destroy(p);
 }
 
+/* The stripe of a followed write is repaired after its locker died: the
+ * follower's pin on the WRITING entry is recounted, the write commits,
+ * the follower reads to the end. */
+static void test_follow_stripe_repair(void **state)
+{
+    apr_pool_t *p = subpool();
+    rc_cache_t *c = new_cache(p, 1 << 20, 0, 0);
+    rc_cache_writer_t *w;
+    rc_cache_fill_t f;
+    rc_cache_stats_t st;
+    follower_t fo;
+    pid_t pid;
+    int s = rc_cache_debug_stripe(c, "/fr", 3);
+
+    (void)state;
+    assert_int_equal(rc_cache_fill_begin(c, "/fr", 3, apr_time_from_sec(30),
+                                         &f), RC_CACHE_FILL_OWNER);
+    w = owner_begin(c, p, "/fr", &f, 20000);
+    owner_put(w, "/fr", 0, 8000);
+    memset(&fo, 0, sizeof(fo));
+    fo.seed = seed_of("/fr", NULL);
+    assert_int_equal(rc_cache_follow(c, "/fr", 3, "/fr", 3, NULL, 0, p,
+                                     &fo.h), APR_SUCCESS);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rc_cache_debug_lock(c, s);
+        rc_cache_debug_break(c, s);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    wait_child(pid, 1);
+    assert_consistent(c);           /* repaired: the pin is counted */
+    rc_cache_stats(c, &st);
+    assert_int_equal(st.lock_repairs, 1);
+    owner_put(w, "/fr", 8000, 20000);
+    assert_int_equal(rc_cache_write_commit(w), APR_SUCCESS);
+    rc_cache_fill_end(c, &f, 1);
+    follow_read(&fo, apr_time_from_sec(5));
+    assert_int_equal(fo.rv, APR_EOF);
+    assert_int_equal(fo.got, 20000);
+    assert_int_equal(fo.bad, 0);
+    rc_cache_hit_release(fo.h);
+    assert_int_equal(present(c, p, "/fr", NULL, NOW), 1);
+    rc_cache_purge_all(c);
+    assert_empty(c);
+    apr_pool_destroy(p);
+}
+
 /* ---- stress ---- */
 
 #define ST_PROCS   4
@@ -1648,6 +1697,7 @@ int main(void)
         cmocka_unit_test(test_fill_markers),
         cmocka_unit_test(test_follow),
         cmocka_unit_test(test_follow_dead_writer),
+        cmocka_unit_test(test_follow_stripe_repair),
         cmocka_unit_test(test_robust_stripe_lock),
         cmocka_unit_test(test_robust_alloc_lock),
         cmocka_unit_test(test_dead_writer_and_pin),
