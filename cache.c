@@ -51,6 +51,21 @@
  * (take_early()): one lookup per request, so the counters read the same
  * with the quick handler on or off.
  *
+ * STREAMED COLLAPSED FORWARDING: a plain GET that finds another request
+ * fetching its key (fill marker BUSY) follows that fetch instead of
+ * waiting for its end: as soon as the owner has the response head and
+ * opened its writer (cache_fetch.c attaches it to the marker), the
+ * follower pins the entry being written, answers with the stored head
+ * (Content-Length only if the backend gave one) and streams the body as
+ * it is stored: the pieces it finds go down as transient buckets with a
+ * FLUSH, then it sleeps (futex) until the writer appends more, at most
+ * the route's I/O timeout. Until the head is there it waits as before
+ * (RevCacheLockTimeout), woken when the writer is attached. If the write
+ * is aborted mid-body the follower's response is ended as broken
+ * (rc_proxy_abort_client), never passed off as complete. Range,
+ * conditional and HEAD requests wait for the end and are served from the
+ * stored entry, as before.
+ *
  * PURGE (RevCachePurge On, after httpd's access control so Require
  * applies): "PURGE /path" drops every variant of that URL; with a
  * request header "X-Purge-Tag: t1 t2" (or "Surrogate-Key: ...") it drops
@@ -82,6 +97,7 @@ APLOG_USE_MODULE(revcache);
 #define RC_SEG_USERDATA    "mod_revcache:cache-segment"
 #define RC_REAP_INTERVAL   apr_time_from_sec(5)
 #define RC_VARIANT_SEP     "\001"
+#define RC_FOLLOW_BATCH    (256 * 1024)  /* bytes sent per FLUSH at most */
 
 /* The segment kept in the process pool across configuration cycles. */
 typedef struct {
@@ -239,6 +255,29 @@ void rc_cache_status(rc_cache_req_t *q, const char *fmt, ...)
                                q->collapsed ? "; collapsed" : "", NULL));
 }
 
+/* The response fields of a stored entry, and its Age. */
+static void stored_head(request_rec *r, const rc_cache_entry_t *e,
+                        apr_time_t now)
+{
+    const apr_array_header_t *arr = apr_table_elts(e->headers);
+    const apr_table_entry_t *he = (const apr_table_entry_t *)arr->elts;
+    int i;
+
+    apr_table_clear(r->headers_out);
+    r->content_type = NULL;
+    for (i = 0; i < arr->nelts; i++) {
+        if (!strcasecmp(he[i].key, "Content-Type")) {
+            ap_set_content_type(r, apr_pstrdup(r->pool, he[i].val));
+        }
+        else {
+            apr_table_addn(r->headers_out, he[i].key, he[i].val);
+        }
+    }
+    apr_table_setn(r->headers_out, "Age",
+                   apr_off_t_toa(r->pool, (apr_off_t)
+                                 rc_rules_age_seconds(&e->fresh, now)));
+}
+
 static int filters_init(ap_filter_t *f)
 {
     for (; f; f = f->next) {
@@ -275,15 +314,12 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
     request_rec *r = q->r;
     conn_rec *c = r->connection;
     apr_time_t now = apr_time_now();
-    const apr_array_header_t *arr = apr_table_elts(e->headers);
-    const apr_table_entry_t *he = (const apr_table_entry_t *)arr->elts;
     const char *how = q->quick ? ", quick handler" : "";
     apr_bucket_brigade *bb;
     rc_cache_iter_t it;
     rc_cond_t cond;
     apr_status_t rv;
     va_list ap;
-    int i;
 
     cond = rc_rules_client_conditional(r->method, r->headers_in,
                                        e->headers, &e->fresh);
@@ -337,19 +373,7 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
         va_end(ap);
     }
 
-    apr_table_clear(r->headers_out);
-    r->content_type = NULL;
-    for (i = 0; i < arr->nelts; i++) {
-        if (!strcasecmp(he[i].key, "Content-Type")) {
-            ap_set_content_type(r, apr_pstrdup(r->pool, he[i].val));
-        }
-        else {
-            apr_table_addn(r->headers_out, he[i].key, he[i].val);
-        }
-    }
-    apr_table_setn(r->headers_out, "Age",
-                   apr_off_t_toa(r->pool, (apr_off_t)
-                                 rc_rules_age_seconds(&e->fresh, now)));
+    stored_head(r, e, now);
     if (cond == RC_COND_NOT_MODIFIED) {
         r->status = HTTP_NOT_MODIFIED;
         r->status_line = NULL;
@@ -461,27 +485,187 @@ int rc_cache_head_as_get(const rc_cache_req_t *q)
     return q->r->header_only && q->dc->convert_head != 0 && !q->hfm;
 }
 
-/* Waits for the fetch another request runs for our key. */
-static void wait_fill(rc_cache_req_t *q)
+static apr_interval_time_t lock_timeout(const rc_cache_req_t *q)
 {
-    apr_interval_time_t t = q->dc->lock_timeout != RC_UNSET
-                            ? q->dc->lock_timeout : RC_CACHE_DEF_LOCK_TIMEOUT;
+    return q->dc->lock_timeout != RC_UNSET ? q->dc->lock_timeout
+                                           : RC_CACHE_DEF_LOCK_TIMEOUT;
+}
+
+/* Waits for the fetch another request runs for our key: until its end,
+ * or (head) until its writer is attached; at most t. */
+static apr_status_t wait_fill(rc_cache_req_t *q, apr_interval_time_t t,
+                              int head)
+{
     apr_status_t rv;
 
-    rv = rc_cache_fill_wait(q->c, q->mkey, strlen(q->mkey), t);
+    rv = head ? rc_cache_fill_wait_head(q->c, q->mkey, strlen(q->mkey), t)
+              : rc_cache_fill_wait(q->c, q->mkey, strlen(q->mkey), t);
     q->collapsed = 1;
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r, RCLOGNO(00309)
-                  "cache: waited for the fetch of %s%s", q->key,
+                  "cache: waited for the %s of %s%s",
+                  head ? "response head" : "fetch", q->key,
                   rv == APR_TIMEUP ? ": lock timeout" : "");
+    return rv;
+}
+
+/* May this request stream a fetch in progress? A plain GET: the owner
+ * fetches the whole response, without the client's conditionals. */
+static int can_follow(const rc_cache_req_t *q)
+{
+    const apr_table_t *h = q->r->headers_in;
+
+    return q->r->method_number == M_GET && !q->r->header_only
+           && !apr_table_get(h, "Range")
+           && !apr_table_get(h, "If-None-Match")
+           && !apr_table_get(h, "If-Modified-Since")
+           && !apr_table_get(h, "If-Match")
+           && !apr_table_get(h, "If-Unmodified-Since")
+           && !apr_table_get(h, "If-Range")
+           && !rc_rules_only_if_cached(&q->req_cc);
+}
+
+/* Send what bb holds now. Returns 0 when the client is gone. */
+static int follow_flush(request_rec *r, apr_bucket_brigade *bb)
+{
+    conn_rec *c = r->connection;
+
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS
+        || c->aborted) {
+        apr_brigade_cleanup(bb);
+        return 0;
+    }
+    apr_brigade_cleanup(bb);
+    return 1;
+}
+
+/*
+ * Serves the entry another request is writing, from the pinned handle
+ * h: its stored head at once, then its body as it is written.
+ */
+static int serve_followed(rc_cache_req_t *q, rc_cache_hit_t *h,
+                          const char *why)
+{
+    request_rec *r = q->r;
+    conn_rec *c = r->connection;
+    rc_cache_entry_t *e = apr_pcalloc(r->pool, sizeof(*e));
+    apr_interval_time_t io = q->m->route->worker->timeout;
+    apr_int64_t length = rc_cache_follow_length(h);
+    apr_time_t now = apr_time_now();
+    apr_bucket_brigade *bb;
+    const char *spec = NULL, *ptr;
+    rc_cache_iter_t it;
+    apr_size_t len, held = 0;
+    apr_status_t rv;
+
+    if (meta_read(r->pool, h, e, &spec) != RC_META_RESPONSE) {
+        rc_cache_hit_release(h);
+        return DECLINED;
+    }
+    rc_cache_status(q, "fwd=%s; fwd-status=%d; ttl=%" APR_INT64_T_FMT
+                    "; detail=streamed", why, e->status,
+                    rc_rules_ttl_seconds(&e->fresh, now));
+    stored_head(r, e, now);
+    r->status = e->status;
+    r->status_line = e->status_line;
+    if (length >= 0 && e->status != HTTP_NO_CONTENT) {
+        ap_set_content_length(r, (apr_off_t)length);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RCLOGNO(00337)
+                  "cache: streaming %s as another request fetches it "
+                  "(%" APR_INT64_T_FMT " bytes)", q->key, length);
+    bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    memset(&it, 0, sizeof(it));
+    for (;;) {
+        rv = rc_cache_follow_next(h, &it, 0, &ptr, &len);
+        if (rv == APR_EAGAIN) {
+            /* all that is stored so far: send it, then wait for more */
+            if (held > 0 && !follow_flush(r, bb)) {
+                break;
+            }
+            held = 0;
+            rv = rc_cache_follow_next(h, &it, io, &ptr, &len);
+        }
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(
+                                        ptr, len, c->bucket_alloc));
+        held += len;
+        if (held >= RC_FOLLOW_BATCH) {
+            if (!follow_flush(r, bb)) {
+                break;
+            }
+            held = 0;
+        }
+    }
+    if (rv == APR_EOF) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
+        ap_pass_brigade(r->output_filters, bb);
+        return OK;
+    }
+    if (rv == APR_SUCCESS || rv == APR_EAGAIN) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RCLOGNO(00338)
+                      "cache: client went away while streaming %s",
+                      q->key);
+        return OK;
+    }
+    /* never pass a short body off as complete */
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RCLOGNO(00339)
+                  "cache: the fetch of %s this response streamed %s after "
+                  "%" APR_UINT64_T_FMT " bytes", q->key,
+                  rv == APR_TIMEUP ? "stalled" : "broke off", it.done);
+    rc_proxy_abort_client(r, bb);
+    return OK;
+}
+
+/*
+ * Another request fetches our key: follow its write (streaming) once its
+ * head is stored, waiting for that at most RevCacheLockTimeout. Returns
+ * DECLINED when not followed: then look up again (the fetch ended, or
+ * the wait timed out, or it stores another variant and we waited for
+ * its end).
+ */
+static int follow(rc_cache_req_t *q, const char *why)
+{
+    apr_time_t end = apr_time_now() + lock_timeout(q), now;
+    rc_cache_hit_t *h;
+    apr_status_t rv;
+    int st;
+
+    for (;;) {
+        rv = rc_cache_follow(q->c, q->mkey, strlen(q->mkey), q->key,
+                             strlen(q->key), q->variant, strlen(q->variant),
+                             q->r->pool, &h);
+        now = apr_time_now();
+        if (rv == APR_SUCCESS) {
+            q->collapsed = 1;
+            st = serve_followed(q, h, why);
+            if (st != DECLINED) {
+                return st;
+            }
+        }
+        else if (rv == APR_NOTFOUND) {
+            return DECLINED;
+        }
+        if (now >= end) {
+            return DECLINED;
+        }
+        if (rv != APR_EAGAIN) {
+            /* another variant, a writer gone, no pin slot: the end */
+            wait_fill(q, end - now, 0);
+            return DECLINED;
+        }
+        if (wait_fill(q, end - now, 1) != APR_SUCCESS) {
+            return DECLINED;
+        }
+    }
 }
 
 /* How long a fill marker may stand before others take it over. */
 static apr_interval_time_t fill_max_age(rc_cache_req_t *q)
 {
-    apr_interval_time_t t = q->dc->lock_timeout != RC_UNSET
-                            ? q->dc->lock_timeout : RC_CACHE_DEF_LOCK_TIMEOUT;
-
-    return t + q->m->route->worker->timeout;
+    return lock_timeout(q) + q->m->route->worker->timeout;
 }
 
 static apr_status_t fill_cleanup(void *data)
@@ -554,7 +738,7 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
     const char *why, *detail = NULL;
     apr_time_t now;
     rc_hit_t hk;
-    int attempt;
+    int attempt, rv;
 
     if (!q->key) {
         return rc_route_forward(r, m);
@@ -563,8 +747,7 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
         return purge(q);
     }
     if (rc_rules_lookup_allowed(r->method, &q->req_cc) != NULL) {
-        int rv = rc_route_forward(r, m);
-
+        rv = rc_route_forward(r, m);
         if (rv == OK) {
             rc_cache_invalidate(q);
         }
@@ -620,7 +803,12 @@ int rc_cache_handle(request_rec *r, rc_match_t *m)
                 if (e) {
                     rc_cache_hit_release(e->hit);
                 }
-                wait_fill(q);
+                if (!can_follow(q)) {
+                    wait_fill(q, lock_timeout(q), 0);
+                }
+                else if ((rv = follow(q, why)) != DECLINED) {
+                    return rv;
+                }
                 continue;
             }
         }

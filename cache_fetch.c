@@ -20,16 +20,23 @@
  * recomputed from the body on hits; Surrogate-Key becomes the entry's
  * tags and is not sent to clients) and an rc_body_tee_t appends every
  * relayed piece. The entry is committed only when the body ended
- * complete: a truncated backend response or a client that left aborts
- * the write. RC_CACHE_TOOBIG midway aborts the write and the response
- * keeps streaming uncached. A Vary'd response is stored under its
- * variant and the key's primary record becomes a Vary record.
+ * complete: a truncated backend response aborts the write, and so does a
+ * client that left unless followers stream the entry (below): then the
+ * body is read on into the store alone. RC_CACHE_TOOBIG midway aborts
+ * the write and the response keeps streaming uncached. A Vary'd response
+ * is stored under its variant and the key's primary record becomes a
+ * Vary record.
  *
  * COLLAPSED FORWARDING: cache.c takes the key's fill marker before it
  * calls rc_cache_fetch(); it is released (waking the waiters) as soon as
  * the outcome is known: at once for an uncacheable response or a
  * backend failure, after the commit (or abort) otherwise. A pool cleanup
- * of r->pool releases it on any other path.
+ * of r->pool releases it on any other path. Once the writer is open it
+ * is attached to the marker (with the Content-Length, if any): waiters
+ * then follow the entry, streaming the body as it is stored (cache.c);
+ * the tee wakes them every 16 KiB and whenever the backend pauses. An
+ * abort mid-body (truncated backend response, object too big, cache
+ * full) ends their responses as broken too.
  *
  * BACKGROUND REFRESH (stale-while-revalidate): the request that served
  * the stale copy and won the fill marker runs the revalidation from the
@@ -194,6 +201,39 @@ static void tee_piece(void *ctx, const char *data, apr_size_t len)
     }
 }
 
+/* The backend paused: followers get what was stored so far. */
+static void tee_flush(void *ctx)
+{
+    store_t *st = ctx;
+
+    if (st->w) {
+        rc_cache_write_flush(st->w);
+    }
+}
+
+/* Our client left: read on into the store if others follow it. */
+static int tee_orphan(void *ctx)
+{
+    store_t *st = ctx;
+    apr_uint32_t n;
+
+    if (!st->w) {
+        return 0;
+    }
+    n = rc_cache_write_abandon(st->w);
+    if (n == 0) {
+        st->w = NULL;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, st->q->r, RCLOGNO(00335)
+                      "cache: %s not stored: the client left", st->q->key);
+        fill_done(st->q, 0);
+        return 0;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, st->q->r, RCLOGNO(00336)
+                  "cache: the client left; storing %s on for %u "
+                  "streaming waiters", st->q->key, n);
+    return 1;
+}
+
 static void tee_end(void *ctx, int complete)
 {
     store_t *st = ctx;
@@ -293,6 +333,10 @@ static const char *store_begin(rc_cache_req_t *q, const rc_exchange_t *x,
         store_failed(st, rv, "head");
         return rv == RC_CACHE_TOOBIG ? "too-big" : "store-failed";
     }
+    /* waiters may stream the body from here on */
+    rc_cache_fill_attach(q->c, &q->fill, st->w,
+                         x->kind == RC_BODY_LENGTH ? (apr_int64_t)x->length
+                         : x->kind == RC_BODY_NONE ? 0 : -1);
     return NULL;
 }
 
@@ -513,6 +557,8 @@ int rc_cache_fetch(rc_cache_req_t *q, rc_cache_entry_t *e,
         tee.piece = tee_piece;
         tee.end = tee_end;
         tee.ctx = &st;
+        tee.flush = tee_flush;
+        tee.orphan = tee_orphan;
         rv = rc_proxy_relay_body(r, w, &x, &tee);
         if (st.w) {
             /* the relay ended without telling the tee */
@@ -534,7 +580,11 @@ static int drain_body(rc_exchange_t *x, store_t *st)
     apr_status_t rv;
 
     for (;;) {
-        rv = rc_conn_read_body(x->conn, 1, &data, &len, &err);
+        rv = rc_conn_read_body(x->conn, 0, &data, &len, &err);
+        if (rv == APR_EAGAIN) {
+            tee_flush(st);      /* followers get what was stored */
+            rv = rc_conn_read_body(x->conn, 1, &data, &len, &err);
+        }
         if (rv == APR_SUCCESS) {
             tee_piece(st, data, len);
             continue;

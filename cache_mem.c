@@ -20,7 +20,7 @@
  *   stripes[S]        robust mutex + futex word per index stripe
  *   fills[S * 8]      fill-in-progress markers, 8 per stripe
  *   buckets[N]        head entry index of each hash chain (0 = empty)
- *   ents[E + 1]       entry descriptors (slot 0 unused), 120 bytes each
+ *   ents[E + 1]       entry descriptors (slot 0 unused), 128 bytes each
  *   pins[P]           pin slots: (pid << 32 | entry index), 0 = free
  *   next[B + 1]       block links (block 0 unused = "none")
  *   mark[B / 8]       bitmap used by repair and rc_cache_check
@@ -32,17 +32,20 @@
  * the key, variant, tags and meta (the glue's blob, cache_meta.c: ~130
  * bytes for a usual response) + on average half a block, all counted in
  * bytes_used, and, preallocated outside the data area (table_bytes), the
- * 120-byte descriptor + 4 bytes of link per block (1.6% at 256-byte
+ * 128-byte descriptor + 4 bytes of link per block (1.6% at 256-byte
  * blocks).  Example: a 52-byte key, 129 bytes of meta and a 1 KiB body
- * fill 5 blocks (1,280 bytes), + 120 + 5 x 4 bytes of tables.
+ * fill 5 blocks (1,280 bytes), + 128 + 5 x 4 bytes of tables.
  * A metadata update (304) writes the new blob into a chain of its own
  * ("meta2"); the chain it replaces is parked on the entry's "retired"
  * chain until no reader pins the entry.
  *
  * ENTRY STATES:  FREE -> WRITING -> LIVE -> DEAD -> FREE
- *   WRITING  owned by one writer (pid recorded), not in the index or LRU
+ *   WRITING  owned by one writer (pid recorded), not in the index or LRU;
+ *            may be pinned by followers (below)
  *   LIVE     in the index (hash chain) and in one of the two LRU lists
  *   DEAD     unlinked, still pinned by readers; freed by the last release
+ *            (an aborted write that followers pin ends here too; flag
+ *            RC_EF_DONE tells a committed body from an aborted one)
  *
  * LOCKS (robust process-shared pthread mutexes; order: stripe -> alloc):
  *   stripe[s]  the hash chains of the buckets b with (b & (S-1)) == s,
@@ -99,10 +102,32 @@
  * the Bloom word says they may match.
  *
  * FILL MARKERS (collapsed forwarding): 8 markers per stripe {key hash,
- * owner pid, deadline, token}, under the stripe lock.  Waiters sleep with
- * FUTEX_WAIT on the stripe's 32-bit sequence word; fill_end bumps it and
- * FUTEX_WAKEs.  A marker whose owner pid is gone or whose deadline passed
- * counts as free.
+ * owner pid, deadline, token, writer entry + gen, announced length}, under
+ * the stripe lock.  Waiters sleep with FUTEX_WAIT on the stripe's 32-bit
+ * sequence word; fill_end (and fill_attach) bump it and FUTEX_WAKE.  A
+ * marker whose owner pid is gone or whose deadline passed counts as free.
+ *
+ * FOLLOWERS (streaming collapsed forwarding): once the owner has opened
+ * its writer it attaches it to the marker (fill_attach: entry index and
+ * gen).  A waiter then "follows": under the entry's stripe lock it checks
+ * that the marker's WRITING entry is still that generation and holds
+ * exactly its key and variant, and pins it like a hit (pin slot + pins).
+ * The writer publishes its body length in e->body_len after each append
+ * (the block links and bytes are stored before: the seq_cst store orders
+ * them), and bumps the entry's futex word e->fseq, waking the sleepers
+ * counted in e->fwaiters, every RC_FOLLOW_WAKE bytes, on
+ * rc_cache_write_flush (the source paused) and always on commit or abort.
+ * A follower reads up to the published length; with nothing new it
+ * sleeps on e->fseq in slices of RC_WAIT_SLICE, checking the writer's
+ * pid.  Commit keeps the pins (the entry goes LIVE with RC_EF_DONE);
+ * an abort (writer_drop, under stripe + alloc lock) of a pinned entry
+ * makes it DEAD without RC_EF_DONE, freed by the last unpin; the reaper
+ * does the same for a dead writer's pinned entry.  Pins of a WRITING
+ * entry are under its stripe lock like any pin: stripe repair recounts
+ * them and rc_cache_check verifies them.
+ * Example: owner O writes "k"; F1 follows after 40 KiB were published:
+ * it reads 40 KiB at once, then sleeps; O appends 16 KiB more and wakes
+ * F1; O commits (state LIVE + DONE, wake): F1 reads the rest, then EOF.
  *
  * TIME: the glue passes "now" to lookups and writers (apr_time_t), so the
  * store never calls the clock on those paths and tests control expiry;
@@ -133,6 +158,8 @@ struct rc_cache_hit_t {
     apr_uint32_t  body_blk, body_boff;
     apr_uint64_t  body_len;
     apr_time_t    expires, stored;
+    int           follow;        /* pinned while WRITING: follow_next */
+    apr_int64_t   length;        /* follow: announced length, -1 unknown */
 };
 
 struct rc_cache_writer_t {
@@ -142,6 +169,7 @@ struct rc_cache_writer_t {
     apr_uint32_t  idx, gen;
     apr_uint32_t  cur, cur_used, avail;
     apr_uint64_t  body_len, max_body;
+    apr_uint64_t  woken;         /* body_len at the last follower wake */
     apr_time_t    now;
     apr_status_t  failed;
     int           done;
@@ -180,6 +208,24 @@ static apr_uint64_t rc_hash(const void *p, apr_size_t n, apr_uint64_t seed)
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     return h;
+}
+
+static long futex_op(apr_uint32_t *addr, int op, apr_uint32_t val,
+                     const struct timespec *ts)
+{
+    /* shared mapping across processes: no FUTEX_PRIVATE_FLAG */
+    return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+/* Wake the followers of entry @e (no lock held): bump its futex word,
+ * FUTEX_WAKE only if someone sleeps on it. */
+void rc_cm_wake_followers(rc_cache_t *c, rc_entry_sh_t *e)
+{
+    (void)c;
+    __atomic_fetch_add(&e->fseq, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&e->fwaiters, __ATOMIC_SEQ_CST) != 0) {
+        futex_op(&e->fseq, FUTEX_WAKE, INT_MAX, NULL);
+    }
 }
 
 static apr_uint64_t key_hash(const char *key, apr_size_t klen)
@@ -482,24 +528,20 @@ void rc_cache_hit_body_first(const rc_cache_hit_t *h, rc_cache_iter_t *it)
  * and with chain 9 -> 10 -> 40: piece 1 = 9 @100 .. 10 end (412 bytes),
  * piece 2 = block 40, 188 bytes.
  */
-apr_status_t rc_cache_hit_body_next(const rc_cache_hit_t *h,
-                                    rc_cache_iter_t *it,
-                                    const char **ptr, apr_size_t *len)
+static apr_status_t body_piece(const rc_cache_t *c, rc_cache_iter_t *it,
+                               apr_uint64_t end, const char **ptr,
+                               apr_size_t *len)
 {
-    const rc_cache_t *c = h->c;
     apr_uint64_t rem, n, take;
     apr_uint32_t b, nb;
 
-    *ptr = NULL;
-    *len = 0;
-    if (h->released) {
-        return RC_CACHE_STALEHANDLE;
-    }
-    if (it->done >= h->body_len) {
-        return APR_EOF;
-    }
-    rem = h->body_len - it->done;
+    rem = end - it->done;
     b = it->blk;
+    if (it->boff == c->bsize && blk_ok(c, b)) {
+        /* the last piece ended a block: its successor is linked now */
+        b = it->blk = c->next[b];
+        it->boff = 0;
+    }
     if (!blk_ok(c, b) || it->boff >= c->bsize) {
         return RC_CACHE_CORRUPT;
     }
@@ -532,6 +574,21 @@ apr_status_t rc_cache_hit_body_next(const rc_cache_hit_t *h,
     return APR_SUCCESS;
 }
 
+apr_status_t rc_cache_hit_body_next(const rc_cache_hit_t *h,
+                                    rc_cache_iter_t *it,
+                                    const char **ptr, apr_size_t *len)
+{
+    *ptr = NULL;
+    *len = 0;
+    if (h->released || h->follow) {
+        return RC_CACHE_STALEHANDLE;
+    }
+    if (it->done >= h->body_len) {
+        return APR_EOF;
+    }
+    return body_piece(h->c, it, h->body_len, ptr, len);
+}
+
 void rc_cache_hit_release(rc_cache_hit_t *h)
 {
     rc_cache_t *c = h->c;
@@ -551,7 +608,8 @@ void rc_cache_hit_release(rc_cache_hit_t *h)
     }
     e = ent(c, h->idx);
     if (e->gen == h->gen
-        && (e->state == RC_ST_LIVE || e->state == RC_ST_DEAD)) {
+        && (e->state == RC_ST_LIVE || e->state == RC_ST_DEAD
+            || (h->follow && e->state == RC_ST_WRITING))) {
         pin_store(c, h->slot, 0);
         rc_cm_unpin_locked(c, h->idx);
     }
@@ -668,18 +726,45 @@ static apr_status_t writer_put(rc_cache_writer_t *w, const char *data,
     return APR_SUCCESS;
 }
 
-static void writer_drop(rc_cache_writer_t *w)
+/* Give up the writer's entry (its stripe lock held): freed, or DEAD
+ * while followers pin it.  Returns 1 if followers must be woken. */
+static int writer_drop_locked(rc_cache_writer_t *w)
 {
     rc_cache_t *c = w->c;
     rc_entry_sh_t *e = ent(c, w->idx);
+    int followed = 0;
 
     if (rc_cm_alloc_lock(c) != APR_SUCCESS) {
-        return;
+        return 0;
     }
     if (e->state == RC_ST_WRITING && e->gen == w->gen) {
-        rc_cm_ent_release_locked(c, w->idx);
+        if (e->pins > 0) {
+            /* followers read the state without the lock */
+            __atomic_store_n(&e->state, RC_ST_DEAD, __ATOMIC_SEQ_CST);
+            followed = 1;
+        }
+        else {
+            rc_cm_ent_release_locked(c, w->idx);
+        }
     }
     rc_cm_alloc_unlock(c);
+    return followed;
+}
+
+static void writer_drop(rc_cache_writer_t *w)
+{
+    rc_cache_t *c = w->c;
+    apr_uint32_t s = stripe_of(c, w->hash);
+    int followed;
+
+    if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
+        return;     /* reclaimed with the process, like a dead writer */
+    }
+    followed = writer_drop_locked(w);
+    rc_cm_stripe_unlock(c, s);
+    if (followed) {
+        rc_cm_wake_followers(c, ent(c, w->idx));
+    }
 }
 
 static apr_status_t writer_fail(rc_cache_writer_t *w, apr_status_t rv)
@@ -774,9 +859,12 @@ apr_status_t rc_cache_write_begin(rc_cache_t *c,
     return APR_SUCCESS;
 }
 
+static void writer_finish(rc_cache_writer_t *w);
+
 apr_status_t rc_cache_write_append(rc_cache_writer_t *w, const void *data,
                                    apr_size_t len)
 {
+    rc_entry_sh_t *e;
     apr_status_t rv;
 
     if (w->failed) {
@@ -792,7 +880,51 @@ apr_status_t rc_cache_write_append(rc_cache_writer_t *w, const void *data,
         return writer_fail(w, rv);
     }
     w->body_len += len;
+    e = ent(w->c, w->idx);
+    /* links and bytes first, then the length followers read up to */
+    __atomic_store_n(&e->body_len, w->body_len, __ATOMIC_SEQ_CST);
+    if (w->body_len - w->woken >= RC_FOLLOW_WAKE) {
+        w->woken = w->body_len;
+        rc_cm_wake_followers(w->c, e);
+    }
     return APR_SUCCESS;
+}
+
+void rc_cache_write_flush(rc_cache_writer_t *w)
+{
+    if (!w->failed && !w->done && w->body_len != w->woken) {
+        w->woken = w->body_len;
+        rc_cm_wake_followers(w->c, ent(w->c, w->idx));
+    }
+}
+
+apr_uint32_t rc_cache_write_abandon(rc_cache_writer_t *w)
+{
+    rc_cache_t *c = w->c;
+    rc_entry_sh_t *e;
+    apr_uint32_t s, n = 0;
+
+    if (w->failed || w->done) {
+        return 0;
+    }
+    e = ent(c, w->idx);
+    s = stripe_of(c, w->hash);
+    if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
+        rc_cache_write_abort(w);
+        return 0;
+    }
+    if (e->state == RC_ST_WRITING && e->gen == w->gen) {
+        n = e->pins;
+    }
+    if (n == 0) {
+        /* under the same lock: no follower can pin it in between */
+        writer_drop_locked(w);
+        writer_finish(w);
+        w->failed = RC_CACHE_STALEHANDLE;
+        CTR_ADD(c, C_ABORTS, 1);
+    }
+    rc_cm_stripe_unlock(c, s);
+    return n;
 }
 
 static void writer_finish(rc_cache_writer_t *w)
@@ -871,11 +1003,11 @@ apr_status_t rc_cache_write_commit(rc_cache_writer_t *w)
     if (ok) {
         e->stored = w->now;
         e->last_touch = w->now;
-        e->pins = 0;
         e->lru_prev = e->lru_next = 0;
+        e->flags |= RC_EF_DONE;
         rc_cm_lru_push_locked(c, w->idx, seg);
         RC_BARRIER();
-        e->state = RC_ST_LIVE;
+        __atomic_store_n(&e->state, RC_ST_LIVE, __ATOMIC_SEQ_CST);
         CTR_ADD(c, C_OBJECTS, 1);
     }
     rc_cm_alloc_unlock(c);
@@ -892,6 +1024,7 @@ apr_status_t rc_cache_write_commit(rc_cache_writer_t *w)
         return writer_fail(w, RC_CACHE_STALEHANDLE);
     }
     writer_finish(w);
+    rc_cm_wake_followers(c, e);
     CTR_ADD(c, C_STORES, 1);
     return APR_SUCCESS;
 }
@@ -1055,13 +1188,6 @@ apr_size_t rc_cache_purge_all(rc_cache_t *c)
 /* -------------------------------------------------------------------- */
 /* Collapsed forwarding                                                   */
 
-static long futex_op(apr_uint32_t *addr, int op, apr_uint32_t val,
-                     const struct timespec *ts)
-{
-    /* shared mapping across processes: no FUTEX_PRIVATE_FLAG */
-    return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
-}
-
 static rc_fill_sh_t *fill_find_locked(rc_cache_t *c, apr_uint32_t s,
                                       apr_uint64_t hash, rc_fill_sh_t **freep)
 {
@@ -1138,6 +1264,8 @@ int rc_cache_fill_begin(rc_cache_t *c, const char *key, apr_size_t klen,
             m->hash = hash;
             m->pid = me;
             m->deadline = now + max_age;
+            m->widx = m->wgen = 0;
+            m->length = -1;
             m->token = fill_new_token(c);
             f->slot = (apr_uint32_t)(m - c->fills) + 1;
             f->token = m->token;
@@ -1156,8 +1284,9 @@ int rc_cache_fill_begin(rc_cache_t *c, const char *key, apr_size_t klen,
  * wakes.  The wait is cut in slices of RC_WAIT_SLICE only to notice an
  * owner that died without calling fill_end.
  */
-apr_status_t rc_cache_fill_wait(rc_cache_t *c, const char *key,
-                                apr_size_t klen, apr_interval_time_t timeout)
+static apr_status_t fill_wait(rc_cache_t *c, const char *key,
+                              apr_size_t klen, apr_interval_time_t timeout,
+                              int head)
 {
     apr_uint64_t hash = key_hash(key, klen);
     apr_uint32_t s = stripe_of(c, hash), seq, mpid;
@@ -1173,7 +1302,7 @@ apr_status_t rc_cache_fill_wait(rc_cache_t *c, const char *key,
             return APR_SUCCESS;
         }
         m = fill_find_locked(c, s, hash, NULL);
-        if (m == NULL || m->deadline <= now) {
+        if (m == NULL || m->deadline <= now || (head && m->widx != 0)) {
             rc_cm_stripe_unlock(c, s);
             return APR_SUCCESS;
         }
@@ -1205,6 +1334,236 @@ apr_status_t rc_cache_fill_wait(rc_cache_t *c, const char *key,
     }
 }
 
+apr_status_t rc_cache_fill_wait(rc_cache_t *c, const char *key,
+                                apr_size_t klen, apr_interval_time_t timeout)
+{
+    return fill_wait(c, key, klen, timeout, 0);
+}
+
+apr_status_t rc_cache_fill_wait_head(rc_cache_t *c, const char *key,
+                                     apr_size_t klen,
+                                     apr_interval_time_t timeout)
+{
+    return fill_wait(c, key, klen, timeout, 1);
+}
+
+/* Bump the stripe's futex word (stripe lock held); 1 if anyone waits. */
+static int fill_bump_locked(rc_cache_t *c, apr_uint32_t s)
+{
+    rc_stripe_sh_t *st = &c->stripes[s];
+
+    __atomic_fetch_add(&st->s.fill_seq, 1, __ATOMIC_ACQ_REL);
+    return __atomic_load_n(&st->s.fill_waiters, __ATOMIC_ACQUIRE) != 0;
+}
+
+void rc_cache_fill_attach(rc_cache_t *c, const rc_cache_fill_t *f,
+                          const rc_cache_writer_t *w, apr_int64_t length)
+{
+    apr_uint32_t s;
+    rc_fill_sh_t *m;
+    int wake = 0;
+
+    if (w == NULL || w->failed || w->done || f->slot == 0
+        || f->slot > c->nstripes * (apr_uint32_t)RC_FILL_PER_STRIPE) {
+        return;
+    }
+    s = (f->slot - 1) / RC_FILL_PER_STRIPE;
+    m = &c->fills[f->slot - 1];
+    if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
+        return;
+    }
+    if (m->token == f->token) {
+        m->widx = w->idx;
+        m->wgen = w->gen;
+        m->length = length;
+        wake = fill_bump_locked(c, s);
+    }
+    rc_cm_stripe_unlock(c, s);
+    if (wake) {
+        futex_op(&c->stripes[s].s.fill_seq, FUTEX_WAKE, INT_MAX, NULL);
+    }
+}
+
+/*
+ * Follow the owner's write.  Two stripe locks, one after the other: the
+ * marker's (its key is the glue's marker key) to read the writer's entry,
+ * then the entry's (its key's hash) to check and pin it.  The generation
+ * check makes a reused slot harmless; a WRITING entry only leaves that
+ * state under its stripe lock (commit, abort, reaper), so the pin is
+ * taken on the live write or not at all.
+ */
+apr_status_t rc_cache_follow(rc_cache_t *c, const char *mkey,
+                             apr_size_t mklen, const char *key,
+                             apr_size_t klen, const char *variant,
+                             apr_size_t vlen, apr_pool_t *pool,
+                             rc_cache_hit_t **hit)
+{
+    apr_uint64_t mh = key_hash(mkey, mklen), hash = key_hash(key, klen);
+    apr_uint32_t ms = stripe_of(c, mh), s = stripe_of(c, hash);
+    apr_uint32_t widx, wgen, slot, pid = rc_self_pid();
+    apr_int64_t length;
+    rc_cache_hit_t *h;
+    rc_entry_sh_t *e;
+    rc_fill_sh_t *m;
+    int ok;
+
+    *hit = NULL;
+    if (variant == NULL) {
+        variant = "";
+        vlen = 0;
+    }
+    if (rc_cm_stripe_lock(c, ms) != APR_SUCCESS) {
+        return RC_CACHE_CORRUPT;
+    }
+    m = fill_find_locked(c, ms, mh, NULL);
+    if (m == NULL || m->deadline <= apr_time_now()) {
+        rc_cm_stripe_unlock(c, ms);
+        return APR_NOTFOUND;
+    }
+    widx = m->widx;
+    wgen = m->wgen;
+    length = m->length;
+    rc_cm_stripe_unlock(c, ms);
+    if (widx == 0) {
+        return APR_EAGAIN;
+    }
+    if (!ent_ok(c, widx)) {
+        CTR_ADD(c, C_CORRUPT, 1);
+        return RC_CACHE_STALEHANDLE;
+    }
+    slot = rc_cm_pin_claim(c, pid, hash);
+    if (slot == 0 && rc_cm_reap_pins_maybe(c) > 0) {
+        slot = rc_cm_pin_claim(c, pid, hash);
+    }
+    if (slot == 0) {
+        CTR_ADD(c, C_BUSY, 1);
+        return RC_CACHE_BUSY;
+    }
+    h = apr_pcalloc(pool, sizeof(*h));
+    if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
+        pin_store(c, slot, 0);
+        return RC_CACHE_CORRUPT;
+    }
+    e = ent(c, widx);
+    ok = e->magic == RC_ENT_MAGIC && e->gen == wgen
+         && (e->state == RC_ST_WRITING || e->state == RC_ST_LIVE)
+         && ent_matches(c, e, hash, key, klen, variant, vlen);
+    if (ok) {
+        pin_store(c, slot, ((apr_uint64_t)pid << 32) | widx);
+        e->pins++;
+        h->idx = widx;
+        h->gen = wgen;
+        if (e->flags & RC_EF_META2) {
+            h->meta_head = e->meta2_head;
+            h->meta_off = 0;
+            h->meta_len = e->meta2_len;
+        }
+        else {
+            h->meta_head = e->head;
+            h->meta_off = (apr_uint64_t)e->klen + e->vlen + e->tlen;
+            h->meta_len = e->mlen;
+        }
+        h->expires = e->expires;
+        h->stored = e->stored;
+    }
+    rc_cm_stripe_unlock(c, s);
+    if (!ok) {
+        pin_store(c, slot, 0);
+        return RC_CACHE_STALEHANDLE;
+    }
+    h->c = c;
+    h->pool = pool;
+    h->hash = hash;
+    h->slot = slot;
+    h->follow = 1;
+    h->length = length;
+    if (__atomic_load_n(&e->state, __ATOMIC_SEQ_CST) == RC_ST_WRITING
+        && !pid_alive(__atomic_load_n(&e->pid, __ATOMIC_RELAXED))) {
+        /* a writer killed before fill_end: nothing to stream */
+        rc_cache_hit_release(h);
+        return RC_CACHE_STALEHANDLE;
+    }
+    CTR_ADD(c, C_FOLLOWS, 1);
+    apr_pool_cleanup_register(pool, h, hit_cleanup, apr_pool_cleanup_null);
+    *hit = h;
+    return APR_SUCCESS;
+}
+
+apr_int64_t rc_cache_follow_length(const rc_cache_hit_t *h)
+{
+    return h->follow ? h->length : (apr_int64_t)h->body_len;
+}
+
+/*
+ * Example: 256-byte blocks, head of 300 bytes, 1000 bytes published: the
+ * first call seeks to block 2 @44 and returns what is published from
+ * there (merged over adjacent blocks); with nothing new it sleeps until
+ * the writer wakes it (or a slice passes, to check the writer's pid);
+ * after the commit, LIVE or DONE with everything read is APR_EOF.
+ */
+apr_status_t rc_cache_follow_next(rc_cache_hit_t *h, rc_cache_iter_t *it,
+                                  apr_interval_time_t timeout,
+                                  const char **ptr, apr_size_t *len)
+{
+    rc_cache_t *c = h->c;
+    rc_entry_sh_t *e;
+    apr_uint64_t pub;
+    apr_uint32_t seq;
+    apr_time_t now, end = 0, slice;
+    struct timespec ts;
+    unsigned char st, fl;
+
+    *ptr = NULL;
+    *len = 0;
+    if (h->released || !h->follow) {
+        return RC_CACHE_STALEHANDLE;
+    }
+    e = ent(c, h->idx);
+    for (;;) {
+        st = __atomic_load_n(&e->state, __ATOMIC_SEQ_CST);
+        fl = __atomic_load_n(&e->flags, __ATOMIC_SEQ_CST);
+        pub = __atomic_load_n(&e->body_len, __ATOMIC_SEQ_CST);
+        if (it->done < pub) {
+            if (it->done == 0 && it->blk == 0
+                && !rc_cm_chain_seek(c, e->head, head_len(e), &it->blk,
+                                     &it->boff)) {
+                CTR_ADD(c, C_CORRUPT, 1);
+                return RC_CACHE_CORRUPT;
+            }
+            return body_piece(c, it, pub, ptr, len);
+        }
+        if (st == RC_ST_LIVE || (fl & RC_EF_DONE)) {
+            return APR_EOF;
+        }
+        if (st != RC_ST_WRITING) {
+            return RC_CACHE_STALEHANDLE;       /* aborted */
+        }
+        if (timeout <= 0) {
+            return APR_EAGAIN;
+        }
+        if (!pid_alive(__atomic_load_n(&e->pid, __ATOMIC_RELAXED))) {
+            return RC_CACHE_STALEHANDLE;       /* the writer died */
+        }
+        now = apr_time_now();
+        if (end == 0) {
+            end = now + timeout;
+        }
+        if (now >= end) {
+            return APR_TIMEUP;
+        }
+        seq = __atomic_load_n(&e->fseq, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&e->fwaiters, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&e->body_len, __ATOMIC_SEQ_CST) == pub
+            && __atomic_load_n(&e->state, __ATOMIC_SEQ_CST) == st) {
+            slice = end - now < RC_WAIT_SLICE ? end - now : RC_WAIT_SLICE;
+            ts.tv_sec = (time_t)apr_time_sec(slice);
+            ts.tv_nsec = (long)apr_time_usec(slice) * 1000;
+            futex_op(&e->fseq, FUTEX_WAIT, seq, &ts);
+        }
+        __atomic_fetch_sub(&e->fwaiters, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
 void rc_cache_fill_end(rc_cache_t *c, rc_cache_fill_t *f, int committed)
 {
     apr_uint32_t s;
@@ -1226,6 +1585,7 @@ void rc_cache_fill_end(rc_cache_t *c, rc_cache_fill_t *f, int committed)
             m->token = 0;
             m->hash = 0;
             m->pid = 0;
+            m->widx = m->wgen = 0;
         }
         /* always bump: waiters re-check their marker after a wake */
         __atomic_fetch_add(&st->s.fill_seq, 1, __ATOMIC_ACQ_REL);
@@ -1274,6 +1634,7 @@ void rc_cache_stats(rc_cache_t *c, rc_cache_stats_t *st)
     st->nospace = v[C_NOSPACE];
     st->busy = v[C_BUSY];
     st->stale_served = v[C_STALE];
+    st->collapsed_streams = v[C_FOLLOWS];
     st->objects = v[C_OBJECTS];
     st->bytes_used = v[C_BLOCKS] * c->bsize;
     st->bytes_total = (apr_uint64_t)c->nblocks * c->bsize;

@@ -20,9 +20,12 @@
  *                          rc_cache_hit_release()          (or pool cleanup)
  *   request, store:        rc_cache_write_begin() / _append()* / _commit()
  *                          or _abort() (also run by the pool cleanup)
- *   collapsed forwarding:  rc_cache_fill_begin() -> OWNER: fetch, store,
- *                          rc_cache_fill_end(); BUSY: rc_cache_fill_wait()
- *                          then look up again
+ *   collapsed forwarding:  rc_cache_fill_begin() -> OWNER: fetch,
+ *                          rc_cache_write_begin(), rc_cache_fill_attach(),
+ *                          store, rc_cache_fill_end(); BUSY:
+ *                          rc_cache_follow() -> stream what the owner
+ *                          writes with rc_cache_follow_next(), or
+ *                          rc_cache_fill_wait[_head]() then look up again
  *   graceful restart:      rc_cache_attach() on the same base: reused when
  *                          size and layout are unchanged
  * @endcode
@@ -112,6 +115,8 @@ typedef struct rc_cache_stats_t {
     apr_uint64_t busy;             /**< lookups refused: no pin slot */
     apr_uint64_t stale_served;     /**< stale entries served (counted by
                                         the glue: rc_cache_count_stale) */
+    apr_uint64_t collapsed_streams; /**< followers attached to a write
+                                         (rc_cache_follow successes) */
     apr_uint64_t objects;          /**< live (visible) entries */
     apr_uint64_t bytes_used;       /**< bytes of blocks in use (any state):
                                         blocks x block_size, i.e. keys,
@@ -280,8 +285,20 @@ apr_status_t rc_cache_write_append(rc_cache_writer_t *w, const void *data,
  */
 apr_status_t rc_cache_write_commit(rc_cache_writer_t *w);
 
-/** Abandon the write and return its space.  Idempotent. */
+/** Abandon the write and return its space.  Idempotent.  Followers
+ *  see the body end incomplete (the space is freed when they let go). */
 void rc_cache_write_abort(rc_cache_writer_t *w);
+
+/** Wake the followers if bytes were appended since their last wake
+ *  (appends wake them every 16 KiB only): call when the source pauses. */
+void rc_cache_write_flush(rc_cache_writer_t *w);
+
+/**
+ * The reader the writer was storing for went away: keep the write if
+ * followers are attached (atomically with respect to rc_cache_follow),
+ * abort it otherwise.  @return the number of followers (0: aborted).
+ */
+apr_uint32_t rc_cache_write_abandon(rc_cache_writer_t *w);
 
 /** Remove every variant of @a key.  @return number of entries removed. */
 apr_size_t rc_cache_purge_key(rc_cache_t *c, const char *key,
@@ -311,6 +328,57 @@ int rc_cache_fill_begin(rc_cache_t *c, const char *key, apr_size_t klen,
 apr_status_t rc_cache_fill_wait(rc_cache_t *c, const char *key,
                                 apr_size_t klen,
                                 apr_interval_time_t timeout);
+
+/**
+ * Like rc_cache_fill_wait(), but also returns as soon as the fill's owner
+ * attached its writer (the response head is stored): then try
+ * rc_cache_follow() again.
+ */
+apr_status_t rc_cache_fill_wait_head(rc_cache_t *c, const char *key,
+                                     apr_size_t klen,
+                                     apr_interval_time_t timeout);
+
+/**
+ * The owner of fill @a f announces the writer that stores its response
+ * (after rc_cache_write_begin), so that concurrent requests can follow
+ * the body as it is written.  Wakes the fill's waiters.
+ * @param length  the body length when known (Content-Length), else -1
+ */
+void rc_cache_fill_attach(rc_cache_t *c, const rc_cache_fill_t *f,
+                          const rc_cache_writer_t *w, apr_int64_t length);
+
+/**
+ * Follow the write in progress of the fill @a mkey (the marker's key):
+ * pins the owner's entry if it is (@a key, @a variant) exactly.  The
+ * handle is a hit (rc_cache_hit_meta(), rc_cache_hit_release(), pool
+ * cleanup) whose body is read with rc_cache_follow_next().
+ * @return APR_SUCCESS; APR_EAGAIN (the fill has no writer yet: wait with
+ *         rc_cache_fill_wait_head); APR_NOTFOUND (no fill: look up
+ *         again); RC_CACHE_STALEHANDLE (the writer stores another
+ *         variant or is gone: wait for the fill's end); RC_CACHE_BUSY.
+ */
+apr_status_t rc_cache_follow(rc_cache_t *c, const char *mkey,
+                             apr_size_t mklen, const char *key,
+                             apr_size_t klen, const char *variant,
+                             apr_size_t vlen, apr_pool_t *pool,
+                             rc_cache_hit_t **hit);
+
+/** The body length the writer announced to rc_cache_fill_attach (-1:
+ *  unknown); for a plain hit, its body length. */
+apr_int64_t rc_cache_follow_length(const rc_cache_hit_t *h);
+
+/**
+ * Next piece of a followed body, in place (as rc_cache_hit_body_next;
+ * start with @a it zeroed).  Waits (futex) at most @a timeout for the
+ * writer to append more; @a timeout 0 does not wait.
+ * @return APR_SUCCESS with a piece; APR_EOF (committed, all read);
+ *         APR_EAGAIN (nothing new, @a timeout 0); APR_TIMEUP;
+ *         RC_CACHE_STALEHANDLE (the write was aborted or its process
+ *         died: the body is incomplete); RC_CACHE_CORRUPT.
+ */
+apr_status_t rc_cache_follow_next(rc_cache_hit_t *h, rc_cache_iter_t *it,
+                                  apr_interval_time_t timeout,
+                                  const char **ptr, apr_size_t *len);
 
 /** End a fill (after commit or not) and wake its waiters.  Idempotent. */
 void rc_cache_fill_end(rc_cache_t *c, rc_cache_fill_t *f, int committed);

@@ -323,6 +323,9 @@ apr_uint32_t rc_cm_ent_pop_locked(rc_cache_t *c, apr_uint32_t pid)
     e->flags = 0;
     e->pins = 0;
     e->pid = pid;
+    /* a follower killed in its futex wait left its count: nobody can
+     * sleep on a free slot */
+    e->fwaiters = 0;
     RC_BARRIER();
     e->state = RC_ST_WRITING;
     return i;
@@ -572,16 +575,39 @@ static int victim_reclaim(rc_cache_t *c, const rc_victim_t *v)
     int done = 0;
 
     if (v->kind == V_WRITER) {
-        if (pid_alive(v->pid) || rc_cm_alloc_lock(c) != APR_SUCCESS) {
+        int followed = 0;
+
+        /* the writer is dead, so its hash no longer changes: its stripe
+         * lock guards the pins of followers */
+        if (pid_alive(v->pid)) {
+            return 0;
+        }
+        s = stripe_of(c, e->hash);
+        if (rc_cm_stripe_lock(c, s) != APR_SUCCESS) {
+            return 0;
+        }
+        if (rc_cm_alloc_lock(c) != APR_SUCCESS) {
+            rc_cm_stripe_unlock(c, s);
             return 0;
         }
         if (e->state == RC_ST_WRITING && e->gen == v->gen
             && e->pid == v->pid) {
-            rc_cm_ent_release_locked(c, v->idx);
+            if (e->pins > 0) {
+                /* freed by the last follower (who reads it unlocked) */
+                __atomic_store_n(&e->state, RC_ST_DEAD, __ATOMIC_SEQ_CST);
+                followed = 1;
+            }
+            else {
+                rc_cm_ent_release_locked(c, v->idx);
+            }
             CTR_ADD(c, C_WRITERS_REAPED, 1);
             done = 1;
         }
         rc_cm_alloc_unlock(c);
+        rc_cm_stripe_unlock(c, s);
+        if (followed) {
+            rc_cm_wake_followers(c, e);
+        }
         return done;
     }
     s = stripe_of(c, v->hash);
@@ -810,7 +836,8 @@ static void repair_stripe_locked(rc_cache_t *c, apr_uint32_t s)
         if (e->magic != RC_ENT_MAGIC || stripe_of(c, e->hash) != s) {
             continue;
         }
-        if (e->state == RC_ST_LIVE || e->state == RC_ST_DEAD) {
+        if (e->state == RC_ST_LIVE || e->state == RC_ST_DEAD
+            || e->state == RC_ST_WRITING) {
             e->pins = 0;
         }
         if (e->state != RC_ST_LIVE) {
@@ -861,8 +888,7 @@ static void repair_stripe_locked(rc_cache_t *c, apr_uint32_t s)
         w = __atomic_load_n(&c->pins[k], __ATOMIC_ACQUIRE);
         i = (apr_uint32_t)w;
         if (ent_ok(c, i) && stripe_of(c, ent(c, i)->hash) == s
-            && (ent(c, i)->state == RC_ST_LIVE
-                || ent(c, i)->state == RC_ST_DEAD)) {
+            && ent(c, i)->state != RC_ST_FREE) {
             ent(c, i)->pins++;
         }
     }
@@ -1266,18 +1292,17 @@ static const char *check_locked(rc_cache_t *c)
         if (e->state == RC_ST_LIVE) {
             live++;
         }
-        if (e->state == RC_ST_LIVE || e->state == RC_ST_DEAD) {
-            for (k = 0, cnt = 0; k < c->npins; k++) {
-                if ((apr_uint32_t)c->pins[k] == i) {
-                    cnt++;
-                }
+        /* any state but FREE may be pinned (followers pin WRITING) */
+        for (k = 0, cnt = 0; k < c->npins; k++) {
+            if ((apr_uint32_t)c->pins[k] == i) {
+                cnt++;
             }
-            if (cnt != e->pins) {
-                return "pin count";
-            }
-            if (e->state == RC_ST_DEAD && e->pins == 0) {
-                return "unpinned DEAD entry";
-            }
+        }
+        if (cnt != e->pins) {
+            return "pin count";
+        }
+        if (e->state == RC_ST_DEAD && e->pins == 0) {
+            return "unpinned DEAD entry";
         }
     }
     if (used + sh->free_count != c->nblocks) {

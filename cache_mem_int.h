@@ -24,8 +24,9 @@
 #include <unistd.h>
 
 #define RC_SEG_MAGIC       0x52435348u    /* "RCSH" */
-#define RC_SEG_VERSION     3u   /* 2: stale-served counter; 3: the
-                                   compact meta blobs of cache_meta.c */
+#define RC_SEG_VERSION     4u   /* 2: stale-served counter; 3: the
+                                   compact meta blobs of cache_meta.c;
+                                   4: followers (128-byte entries) */
 #define RC_ENT_MAGIC       0x52434531u    /* "RCE1" */
 
 #define RC_FILL_PER_STRIPE 8
@@ -36,11 +37,13 @@
 #define RC_WAIT_SLICE      (200 * 1000)   /* re-check a fill owner (us) */
 #define RC_REAP_INTERVAL   APR_USEC_PER_SEC
 #define RC_WRITER_GRACE    APR_USEC_PER_SEC   /* sweep spares writers */
+#define RC_FOLLOW_WAKE     (16 * 1024)  /* bytes between follower wakes */
 
 enum { RC_ST_FREE = 0, RC_ST_WRITING, RC_ST_LIVE, RC_ST_DEAD };
 
 #define RC_EF_PROTECTED 0x01      /* in the protected LRU segment */
 #define RC_EF_META2     0x02      /* meta lives in the meta2 chain */
+#define RC_EF_DONE      0x04      /* committed: the body is complete */
 
 #define RC_SEG(f)   ((f) & RC_EF_PROTECTED)
 
@@ -49,7 +52,7 @@ enum {
     C_EVICTIONS, C_EXPIRED, C_PURGED, C_PURGES, C_REPLACED, C_METAUPD,
     C_CWAITS, C_CTIMEOUTS, C_TAKEOVERS, C_PINS_REAPED, C_WRITERS_REAPED,
     C_REPAIRS, C_CORRUPT, C_NOSPACE, C_BUSY, C_OBJECTS, C_BLOCKS,
-    C_STALE,
+    C_STALE, C_FOLLOWS,
     C_MAX
 };
 
@@ -64,7 +67,7 @@ enum {
 /* -------------------------------------------------------------------- */
 /* Shared structures                                                      */
 
-/* One entry slot (120 bytes).  Lock that guards each field in brackets. */
+/* One entry slot (128 bytes).  Lock that guards each field in brackets. */
 typedef struct rc_entry_sh_t {
     apr_uint32_t magic;
     unsigned char  state;
@@ -88,7 +91,9 @@ typedef struct rc_entry_sh_t {
     apr_uint32_t retired_head;
     apr_uint32_t retired_nblk;
     apr_uint32_t pid;             /* writer's process */
-    apr_uint64_t body_len;
+    apr_uint32_t fseq;            /* futex word of followers (atomic) */
+    apr_uint32_t fwaiters;        /* followers sleeping on it (atomic) */
+    apr_uint64_t body_len;        /* WRITING: published so far (atomic) */
     apr_int64_t  expires;         /* reclaim after */
     apr_int64_t  stored;          /* begin time, then commit time */
     apr_int64_t  last_touch;
@@ -108,6 +113,9 @@ typedef struct rc_fill_sh_t {
     apr_int64_t  deadline;
     apr_uint32_t pid;
     apr_uint32_t token;           /* 0 = free */
+    apr_uint32_t widx;            /* the owner's WRITING entry, 0 = none */
+    apr_uint32_t wgen;            /* ... and its generation */
+    apr_int64_t  length;          /* announced body length, -1 unknown */
 } rc_fill_sh_t;
 
 typedef struct rc_cache_sh_t {
@@ -259,6 +267,9 @@ void rc_cm_ent_release_locked(rc_cache_t *c, apr_uint32_t i);
 apr_uint32_t rc_cm_ent_pop_locked(rc_cache_t *c, apr_uint32_t pid);
 void rc_cm_lru_push_locked(rc_cache_t *c, apr_uint32_t i, int seg);
 void rc_cm_lru_touch_locked(rc_cache_t *c, apr_uint32_t i);
+
+/* Followers of a WRITING entry: wake them (no lock held). */
+void rc_cm_wake_followers(rc_cache_t *c, rc_entry_sh_t *e);
 
 /* Index membership and pins (stripe lock held; take alloc inside). */
 void rc_cm_unlink_locked(rc_cache_t *c, apr_uint32_t i, int ctr);

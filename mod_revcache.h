@@ -188,6 +188,11 @@ typedef struct {
     /** complete is zero when the body broke off or the client left */
     void  (*end)(void *ctx, int complete);
     void   *ctx;
+    /** optional: the backend paused (what was seen is all there is now) */
+    void  (*flush)(void *ctx);
+    /** optional: the client left; non-zero to read the body on for the
+     *  tee alone (then end() tells how it ended) */
+    int   (*orphan)(void *ctx);
 } rc_body_tee_t;
 
 /**
@@ -216,6 +221,10 @@ void rc_proxy_set_response(request_rec *r, rc_exchange_t *x);
  *  (may be NULL), and releases the connection. Returns OK. */
 int rc_proxy_relay_body(request_rec *r, const rc_worker_t *w,
                         rc_exchange_t *x, const rc_body_tee_t *tee);
+
+/** Ends a response whose body cannot be completed: no final chunk, no
+ *  keep-alive (HTTP/1.1), stream reset (HTTP/2); @a bb is reused. */
+void rc_proxy_abort_client(request_rec *r, apr_bucket_brigade *bb);
 
 /** Releases the connection of an exchange that is not relayed. */
 void rc_proxy_abandon(rc_exchange_t *x);

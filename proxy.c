@@ -390,7 +390,7 @@ static void relay_interim(request_rec *r, rc_resp_head_t *head)
 
 /* Tells the client the body it is getting is broken: no final chunk, no
  * keep-alive (HTTP/1.1), stream reset (HTTP/2). */
-static void abort_client(request_rec *r, apr_bucket_brigade *bb)
+void rc_proxy_abort_client(request_rec *r, apr_bucket_brigade *bb)
 {
     conn_rec *c = r->connection;
 
@@ -401,6 +401,42 @@ static void abort_client(request_rec *r, apr_bucket_brigade *bb)
                                                        c->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
+}
+
+/* The client left but the tee wants the rest of the body (others are
+ * served from what it stores): read on, for the tee only. */
+static void orphan_body(request_rec *r, const rc_worker_t *w,
+                        rc_conn_t *conn, int keepalive,
+                        const rc_body_tee_t *tee)
+{
+    const char *data, *err = NULL;
+    apr_size_t len;
+    apr_status_t rv;
+
+    for (;;) {
+        rv = rc_conn_read_body(conn, 0, &data, &len, &err);
+        if (rv == APR_EAGAIN) {
+            if (tee->flush) {
+                tee->flush(tee->ctx);
+            }
+            rv = rc_conn_read_body(conn, 1, &data, &len, &err);
+        }
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+        tee->piece(tee->ctx, data, len);
+    }
+    if (rv != APR_EOF) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EGENERAL ? 0 : rv, r,
+                      RCLOGNO(00208) "backend %s broke off the response "
+                      "body for %s (read on after the client left): %s",
+                      w->url, r->unparsed_uri,
+                      rv == APR_TIMEUP ? "timed out"
+                      : rv == APR_INCOMPLETE ? "closed before the end"
+                      : err ? err : "read error");
+    }
+    rc_backend_release(conn, rv == APR_EOF && keepalive);
+    tee->end(tee->ctx, rv == APR_EOF);
 }
 
 /* Streams the response body. Releases the connection. Returns OK. */
@@ -419,6 +455,9 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
         rv = rc_conn_read_body(conn, 0, &data, &len, &err);
         if (rv == APR_EAGAIN) {
             /* The backend paused: let the client have what we hold. */
+            if (tee && tee->flush) {
+                tee->flush(tee->ctx);
+            }
             APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(
                                             c->bucket_alloc));
             if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS
@@ -461,7 +500,7 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
         if (tee) {
             tee->end(tee->ctx, 0);
         }
-        abort_client(r, bb);
+        rc_proxy_abort_client(r, bb);
         return OK;
     }
     /* The client went away: the response was not read to its end, so
@@ -469,11 +508,15 @@ static int stream_body(request_rec *r, const rc_worker_t *w,
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RCLOGNO(00202)
                   "client went away while receiving %s from %s",
                   r->unparsed_uri, w->url);
+    apr_brigade_cleanup(bb);
+    if (tee && tee->orphan && tee->orphan(tee->ctx)) {
+        orphan_body(r, w, conn, keepalive, tee);
+        return OK;
+    }
     rc_backend_release(conn, 0);
     if (tee) {
         tee->end(tee->ctx, 0);
     }
-    apr_brigade_cleanup(bb);
     return OK;
 }
 

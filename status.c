@@ -90,6 +90,7 @@ static const status_field_t cache_fields[] = {
     CF(meta_updates, 1, "headers refreshed by a 304"),
     CF(collapsed_waits, 1, "requests that waited for another's fetch"),
     CF(collapsed_timeouts, 1, "such waits that timed out"),
+    CF(collapsed_streams, 1, "waiters that streamed the body being fetched"),
     CF(fill_takeovers, 1, "fetches taken over from dead or old owners"),
     CF(pins_reaped, 1, "pins of dead processes released"),
     CF(writers_reaped, 1, "writes of dead processes reclaimed"),

@@ -714,7 +714,10 @@ sub _send_pattern {
 #                      of 304s; echo=Header appends the request's value;
 #                      after=K&then=reset|hang|NNN: from request K+1 on,
 #                      RST without answer, sleep hangms (5000) and close,
-#                      or status NNN (no ?h= headers)
+#                      or status NNN (no ?h= headers); size=S: a body of
+#                      S bytes ("NAME n\n" then a..z), sent in drip=N
+#                      pieces dripms=M apart (Content-Length, or chunked
+#                      with chunked=1), cut=K: close after K bytes
 #  anything else       404 "not found\n"
 #
 # Generic on all non-raw endpoints: ?h=Name:Value (repeatable, %-decoded)
@@ -1155,7 +1158,40 @@ sub _h_ctr {
     if (my $hn = _qval($r, 'echo')) {
         $body .= ' ' . join(', ', @{ $r->{headers}{lc $hn} || [] });
     }
+    my $size = _qnum($r, 'size', undef, 64 * 1024 * 1024);
+    return _drip($c, $r, \@extra, "$body\n", $size) if defined $size;
     _respond($c, $r, extra => \@extra, body => "$body\n");
+}
+
+# /ctr's size=S body: $text then a..z up to S bytes, in drip=N pieces
+# dripms=M apart; chunked=1; cut=K closes the connection after K bytes.
+sub _drip {
+    my ($c, $r, $extra, $text, $size) = @_;
+    my $pieces  = _qnum($r, 'drip', 1, 100_000) || 1;
+    my $gap     = _qnum($r, 'dripms', 0, 600_000);
+    my $cut     = _qnum($r, 'cut', undef);
+    my $chunked = _qflag($r, 'chunked');
+    $text .= _pattern(join('', 'a' .. 'z'), 0, $size - length $text)
+        if $size > length $text;
+    $text = substr($text, 0, $size);
+    my @extra = @$extra;
+    push @extra, ['Transfer-Encoding', 'chunked'] if $chunked;
+    _write($c, _head($c, $r, extra => \@extra,
+                     $chunked ? () : (length => $size)));
+    return if $r->{method} eq 'HEAD';
+    my $limit = defined $cut && $cut < $size ? $cut : $size;
+    my $per = int(($size + $pieces - 1) / $pieces) || 1;
+    for (my $off = 0; $off < $limit; $off += $per) {
+        _msleep($c, $gap) if $off > 0 && $gap;
+        my $n = $off + $per > $limit ? $limit - $off : $per;
+        my $d = substr($text, $off, $n);
+        _write($c, $chunked ? _chunk($d) : $d);
+    }
+    if ($limit < $size) {
+        $c->{closing} ||= 'linger';
+        return;
+    }
+    _write($c, "0\r\n\r\n") if $chunked;
 }
 
 sub _h_count {

@@ -443,6 +443,24 @@ is($r3->h('X-Req-Seq'), 1, 'new connection seq restarts at 1');
 }
 
 # ---------------------------------------------------------------------------
+# /ctr size= drip= dripms= cut= chunked=
+
+{
+    my $t0 = time;
+    my $r = get('/ctr/drip1?size=1000&drip=4&dripms=100');
+    is(length $r->{body}, 1000, '/ctr size=1000: 1000 bytes');
+    like($r->{body}, qr/^drip1 1\nabcdefghij/, '/ctr size=: name, count, a..z');
+    ok(time - $t0 >= 0.29, '/ctr drip=4 dripms=100: three gaps');
+    $r = get('/ctr/drip2?size=1000&drip=4&chunked=1');
+    is($r->h('Transfer-Encoding'), 'chunked', '/ctr chunked=1');
+    is(length $r->{body}, 1000, '/ctr chunked=1: 1000 bytes');
+    my $c = Cl->new;
+    $c->send("GET /ctr/drip3?size=1000&drip=4&cut=500 HTTP/1.1\r\nHost: x\r\n\r\n");
+    like($c->head, qr/Content-Length: 1000\r\n/, '/ctr cut=500 announces 1000');
+    is(length $c->read_all, 500, '/ctr cut=500 sends 500 then EOF');
+}
+
+# ---------------------------------------------------------------------------
 # truncation and garbage
 
 {

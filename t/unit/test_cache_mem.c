@@ -4,8 +4,9 @@
  * Unit tests of cache_mem.c, the shared-memory store: accounting, eviction
  * order (segmented LRU against a scan), expiry, size limits, commit
  * visibility, variants, purges, metadata updates, pins, fill markers,
- * recovery from processes killed holding locks / pins / writes, and a
- * stress test of forked processes x threads with one process SIGKILLed.
+ * recovery from processes killed holding locks / pins / writes, followers
+ * streaming a write in progress, and a stress test of forked processes x
+ * threads (writers, readers, followers) with one process SIGKILLed.
  */
 
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -297,7 +299,7 @@ static void test_accounting(void **state)
     assert_int_equal(bs, 256);
     assert_int_equal(st.bytes_used, 0);
     /* what bytes_used leaves out: the preallocated tables */
-    assert_int_equal(st.entry_bytes, 120);
+    assert_int_equal(st.entry_bytes, 128);
     assert_true(st.table_bytes > st.entries_total * st.entry_bytes
                 + (st.bytes_total / bs) * 4);
     assert_int_equal(st.table_bytes + st.bytes_total, 2 << 20);
@@ -915,6 +917,299 @@ static void test_fill_markers(void **state)
     apr_pool_destroy(p);
 }
 
+/* ---- followers ---- */
+
+typedef struct {
+    rc_cache_t *c;
+    rc_cache_hit_t *h;
+    apr_size_t got;         /* bytes read and checked */
+    apr_uint32_t seed;
+    apr_status_t rv;        /* how the body ended */
+    int bad;
+    apr_time_t first;       /* when the first piece came */
+} follower_t;
+
+/* Read a followed body to its end, checking every byte. */
+static void follow_read(follower_t *f, apr_interval_time_t timeout)
+{
+    rc_cache_iter_t it;
+    const char *ptr;
+    apr_size_t len, i;
+
+    memset(&it, 0, sizeof(it));
+    while ((f->rv = rc_cache_follow_next(f->h, &it, timeout, &ptr, &len))
+           == APR_SUCCESS) {
+        if (f->first == 0) {
+            f->first = apr_time_now();
+        }
+        for (i = 0; i < len; i++) {
+            if ((unsigned char)ptr[i] != body_byte(f->seed, f->got + i)) {
+                f->bad = 1;
+            }
+        }
+        f->got += len;
+    }
+}
+
+static void *follower_main(void *arg)
+{
+    follow_read(arg, apr_time_from_sec(5));
+    return NULL;
+}
+
+/* Owner side: begin writing key (no variant) and attach it to fill f. */
+static rc_cache_writer_t *owner_begin(rc_cache_t *c, apr_pool_t *p,
+                                      const char *key, rc_cache_fill_t *f,
+                                      apr_int64_t length)
+{
+    rc_cache_writer_t *w = NULL;
+    char *meta = apr_psprintf(p, "m:%s::%ld", key, (long)length);
+
+    assert_int_equal(rc_cache_write_begin(c, key, strlen(key), NULL, 0, meta,
+                                          strlen(meta), NULL, 0, FOREVER, 0,
+                                          NOW, p, &w), APR_SUCCESS);
+    rc_cache_fill_attach(c, f, w, length);
+    return w;
+}
+
+/* Append bytes [from, to) of key's body. */
+static void owner_put(rc_cache_writer_t *w, const char *key, apr_size_t from,
+                      apr_size_t to)
+{
+    char *buf = malloc(to - from + 1);
+    apr_size_t i;
+    apr_uint32_t seed = seed_of(key, NULL);
+
+    for (i = from; i < to; i++) {
+        buf[i - from] = (char)body_byte(seed, i);
+    }
+    assert_int_equal(rc_cache_write_append(w, buf, to - from), APR_SUCCESS);
+    free(buf);
+}
+
+static void *head_waiter_main(void *arg)
+{
+    waiter_t *wt = arg;
+    apr_time_t t0 = apr_time_now();
+
+    wt->rv = rc_cache_fill_wait_head(wt->c, "/f1", 3, wt->timeout);
+    wt->took = apr_time_now() - t0;
+    return NULL;
+}
+
+static void test_follow(void **state)
+{
+    apr_pool_t *p = subpool();
+    rc_cache_t *c = new_cache(p, 4 << 20, 0, 0);
+    rc_cache_fill_t f, f2;
+    rc_cache_writer_t *w;
+    rc_cache_hit_t *h;
+    rc_cache_stats_t st;
+    follower_t fo[3];
+    pthread_t th[3];
+    waiter_t wt;
+    const void *meta;
+    apr_size_t mlen, off;
+    rc_cache_iter_t it;
+    const char *ptr;
+    apr_size_t len;
+    apr_time_t t0;
+    int k;
+
+    (void)state;
+    /* no fill: nothing to follow; a fill without a writer: wait */
+    assert_int_equal(rc_cache_follow(c, "/f1", 3, "/f1", 3, NULL, 0, p, &h),
+                     APR_NOTFOUND);
+    assert_int_equal(rc_cache_fill_begin(c, "/f1", 3, apr_time_from_sec(30),
+                                         &f), RC_CACHE_FILL_OWNER);
+    assert_int_equal(rc_cache_fill_begin(c, "/f1", 3, apr_time_from_sec(30),
+                                         &f2), RC_CACHE_FILL_BUSY);
+    assert_int_equal(rc_cache_follow(c, "/f1", 3, "/f1", 3, NULL, 0, p, &h),
+                     APR_EAGAIN);
+    /* the head waiter wakes when the writer is attached, not at the end */
+    memset(&wt, 0, sizeof(wt));
+    wt.c = c;
+    wt.timeout = apr_time_from_sec(5);
+    assert_int_equal(pthread_create(&th[0], NULL, head_waiter_main, &wt), 0);
+    usleep(100 * 1000);
+    w = owner_begin(c, p, "/f1", &f, 300000);
+    pthread_join(th[0], NULL);
+    assert_int_equal(wt.rv, APR_SUCCESS);
+    assert_true(wt.took < apr_time_from_msec(1000));
+    /* another variant is not followed */
+    assert_int_equal(rc_cache_follow(c, "/f1", 3, "/f1", 3, "gz", 2, p, &h),
+                     RC_CACHE_STALEHANDLE);
+    owner_put(w, "/f1", 0, 1000);
+    /* three followers, two before more bytes come, one later */
+    for (k = 0; k < 3; k++) {
+        memset(&fo[k], 0, sizeof(fo[k]));
+        fo[k].c = c;
+        fo[k].seed = seed_of("/f1", NULL);
+        if (k == 2) {
+            continue;
+        }
+        assert_int_equal(rc_cache_follow(c, "/f1", 3, "/f1", 3, NULL, 0, p,
+                                         &fo[k].h), APR_SUCCESS);
+        assert_int_equal(rc_cache_follow_length(fo[k].h), 300000);
+        assert_int_equal(rc_cache_hit_meta(fo[k].h, p, &meta, &mlen),
+                         APR_SUCCESS);
+        assert_string_equal(meta, "m:/f1::300000");
+        assert_int_equal(pthread_create(&th[k], NULL, follower_main, &fo[k]),
+                         0);
+    }
+    /* a piece smaller than the wake threshold reaches the followers on
+     * flush, well before the next piece */
+    t0 = apr_time_now();
+    owner_put(w, "/f1", 1000, 1100);
+    rc_cache_write_flush(w);
+    for (off = 1100; off < 150000; off += 7000) {
+        owner_put(w, "/f1", off, off + 7000 > 150000 ? 150000 : off + 7000);
+        usleep(5000);
+    }
+    assert_true(fo[0].first > 0 && fo[0].first - t0 < 100 * 1000);
+    assert_true(fo[0].got > 1000);
+    assert_int_equal(rc_cache_follow(c, "/f1", 3, "/f1", 3, NULL, 0, p,
+                                     &fo[2].h), APR_SUCCESS);
+    assert_int_equal(pthread_create(&th[2], NULL, follower_main, &fo[2]), 0);
+    /* the checker sees a WRITING entry with three pins */
+    assert_consistent(c);
+    owner_put(w, "/f1", 150000, 300000);
+    assert_int_equal(rc_cache_write_commit(w), APR_SUCCESS);
+    for (k = 0; k < 3; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(fo[k].rv, APR_EOF);
+        assert_int_equal(fo[k].bad, 0);
+        assert_int_equal(fo[k].got, 300000);
+    }
+    /* committed, marker still up: a late follower reads it all at once */
+    rc_cache_hit_release(fo[0].h);
+    assert_int_equal(rc_cache_follow(c, "/f1", 3, "/f1", 3, NULL, 0, p, &h),
+                     APR_SUCCESS);
+    memset(&fo[0], 0, sizeof(fo[0]));
+    fo[0].h = h;
+    fo[0].seed = seed_of("/f1", NULL);
+    follow_read(&fo[0], 0);
+    assert_int_equal(fo[0].rv, APR_EOF);
+    assert_int_equal(fo[0].got, 300000);
+    rc_cache_fill_end(c, &f, 1);
+    assert_int_equal(rc_cache_follow(c, "/f1", 3, "/f1", 3, NULL, 0, p, &h),
+                     APR_NOTFOUND);
+    assert_int_equal(present(c, p, "/f1", NULL, NOW), 1);
+    for (k = 0; k < 3; k++) {
+        rc_cache_hit_release(fo[k].h);
+    }
+    assert_consistent(c);
+
+    /* an aborted write: followers see the end as an error; the entry is
+     * DEAD until the last one lets go */
+    assert_int_equal(rc_cache_fill_begin(c, "/f2", 3, apr_time_from_sec(30),
+                                         &f), RC_CACHE_FILL_OWNER);
+    w = owner_begin(c, p, "/f2", &f, -1);
+    owner_put(w, "/f2", 0, 5000);
+    assert_int_equal(rc_cache_follow(c, "/f2", 3, "/f2", 3, NULL, 0, p, &h),
+                     APR_SUCCESS);
+    assert_int_equal(rc_cache_follow_length(h), -1);
+    memset(&it, 0, sizeof(it));
+    assert_int_equal(rc_cache_follow_next(h, &it, 0, &ptr, &len),
+                     APR_SUCCESS);
+    while (rc_cache_follow_next(h, &it, 0, &ptr, &len) == APR_SUCCESS) {
+    }
+    assert_int_equal(it.done, 5000);
+    assert_int_equal(rc_cache_follow_next(h, &it, 0, &ptr, &len), APR_EAGAIN);
+    t0 = apr_time_now();
+    assert_int_equal(rc_cache_follow_next(h, &it, 50 * 1000, &ptr, &len),
+                     APR_TIMEUP);
+    assert_true(apr_time_now() - t0 >= 40 * 1000);
+    /* abandoned by its client but followed: the write goes on */
+    assert_int_equal(rc_cache_write_abandon(w), 1);
+    owner_put(w, "/f2", 5000, 6000);
+    rc_cache_write_abort(w);
+    rc_cache_fill_end(c, &f, 0);
+    assert_int_equal(rc_cache_follow_next(h, &it, 0, &ptr, &len),
+                     APR_SUCCESS);
+    assert_int_equal(len, 1000);
+    assert_int_equal(rc_cache_follow_next(h, &it, apr_time_from_sec(5),
+                                          &ptr, &len), RC_CACHE_STALEHANDLE);
+    rc_cache_stats(c, &st);
+    assert_true(st.bytes_used > 6000);
+    assert_consistent(c);           /* DEAD, pinned, not in the index */
+    assert_int_equal(present(c, p, "/f2", NULL, NOW), 0);
+    rc_cache_hit_release(h);
+    /* abandoned and not followed: aborted at once */
+    assert_int_equal(rc_cache_fill_begin(c, "/f3", 3, apr_time_from_sec(30),
+                                         &f), RC_CACHE_FILL_OWNER);
+    w = owner_begin(c, p, "/f3", &f, -1);
+    owner_put(w, "/f3", 0, 5000);
+    assert_int_equal(rc_cache_write_abandon(w), 0);
+    assert_int_equal(rc_cache_follow(c, "/f3", 3, "/f3", 3, NULL, 0, p, &h),
+                     RC_CACHE_STALEHANDLE);
+    assert_int_equal(rc_cache_write_commit(w), RC_CACHE_STALEHANDLE);
+    rc_cache_fill_end(c, &f, 0);
+    rc_cache_purge_all(c);
+    rc_cache_stats(c, &st);
+    assert_int_equal(st.collapsed_streams, 5);
+    assert_empty(c);
+    apr_pool_destroy(p);
+}
+
+/* A writer killed mid-body: its follower notices within a wait slice,
+ * the reaper turns the pinned entry DEAD, the last unpin frees it. */
+static void test_follow_dead_writer(void **state)
+{
+    apr_pool_t *p = subpool();
+    rc_cache_t *c = new_cache(p, 1 << 20, 0, 0);
+    rc_cache_stats_t st;
+    rc_cache_hit_t *h;
+    follower_t fo;
+    apr_time_t t0;
+    int pfd[2];
+    pid_t pid;
+    char ch;
+
+    (void)state;
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rc_cache_fill_t fc;
+        rc_cache_writer_t *w;
+
+        rc_cache_fill_begin(c, "/fd", 3, apr_time_from_sec(60), &fc);
+        w = owner_begin(c, p, "/fd", &fc, 100000);
+        owner_put(w, "/fd", 0, 3000);
+        (void)!write(pfd[1], "x", 1);
+        for (;;) {
+            pause();
+        }
+    }
+    assert_int_equal(read(pfd[0], &ch, 1), 1);
+    close(pfd[0]);
+    close(pfd[1]);
+    memset(&fo, 0, sizeof(fo));
+    fo.seed = seed_of("/fd", NULL);
+    assert_int_equal(rc_cache_follow(c, "/fd", 3, "/fd", 3, NULL, 0, p,
+                                     &fo.h), APR_SUCCESS);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    /* nobody new follows a dead writer */
+    assert_int_equal(rc_cache_follow(c, "/fd", 3, "/fd", 3, NULL, 0, p,
+                                     &h), RC_CACHE_STALEHANDLE);
+    t0 = apr_time_now();
+    follow_read(&fo, apr_time_from_sec(5));
+    assert_int_equal(fo.rv, RC_CACHE_STALEHANDLE);
+    assert_int_equal(fo.got, 3000);
+    assert_int_equal(fo.bad, 0);
+    assert_true(apr_time_now() - t0 < apr_time_from_msec(1500));
+    assert_int_equal(rc_cache_reap(c, NOW), 1);
+    rc_cache_stats(c, &st);
+    assert_int_equal(st.writers_reaped, 1);
+    assert_true(st.bytes_used >= 3000);
+    assert_consistent(c);           /* DEAD with the follower's pin */
+    rc_cache_hit_release(fo.h);
+    assert_empty(c);
+    apr_pool_destroy(p);
+}
+
 /* ---- processes that die ---- */
 
 static void wait_child(pid_t pid, int want_signal)
@@ -1049,6 +1344,55 @@ static void test_dead_writer_and_pin(void **state)
     apr_pool_destroy(p);
 }
 
+/* The stripe of a followed write is repaired after its locker died: the
+ * follower's pin on the WRITING entry is recounted, the write commits,
+ * the follower reads to the end. */
+static void test_follow_stripe_repair(void **state)
+{
+    apr_pool_t *p = subpool();
+    rc_cache_t *c = new_cache(p, 1 << 20, 0, 0);
+    rc_cache_writer_t *w;
+    rc_cache_fill_t f;
+    rc_cache_stats_t st;
+    follower_t fo;
+    pid_t pid;
+    int s = rc_cache_debug_stripe(c, "/fr", 3);
+
+    (void)state;
+    assert_int_equal(rc_cache_fill_begin(c, "/fr", 3, apr_time_from_sec(30),
+                                         &f), RC_CACHE_FILL_OWNER);
+    w = owner_begin(c, p, "/fr", &f, 20000);
+    owner_put(w, "/fr", 0, 8000);
+    memset(&fo, 0, sizeof(fo));
+    fo.seed = seed_of("/fr", NULL);
+    assert_int_equal(rc_cache_follow(c, "/fr", 3, "/fr", 3, NULL, 0, p,
+                                     &fo.h), APR_SUCCESS);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rc_cache_debug_lock(c, s);
+        rc_cache_debug_break(c, s);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    wait_child(pid, 1);
+    assert_consistent(c);           /* repaired: the pin is counted */
+    rc_cache_stats(c, &st);
+    assert_int_equal(st.lock_repairs, 1);
+    owner_put(w, "/fr", 8000, 20000);
+    assert_int_equal(rc_cache_write_commit(w), APR_SUCCESS);
+    rc_cache_fill_end(c, &f, 1);
+    follow_read(&fo, apr_time_from_sec(5));
+    assert_int_equal(fo.rv, APR_EOF);
+    assert_int_equal(fo.got, 20000);
+    assert_int_equal(fo.bad, 0);
+    rc_cache_hit_release(fo.h);
+    assert_int_equal(present(c, p, "/fr", NULL, NOW), 1);
+    rc_cache_purge_all(c);
+    assert_empty(c);
+    apr_pool_destroy(p);
+}
+
 /* ---- stress ---- */
 
 #define ST_PROCS   4
@@ -1064,6 +1408,7 @@ typedef struct {
     int die_lock;           /* -1: allocator lock, else a stripe */
     volatile int bad;
     unsigned long hits;
+    unsigned long follows;
 } st_thread_t;
 
 static unsigned st_rand(unsigned *s)
@@ -1144,7 +1489,37 @@ static void *st_main(void *arg)
                                             apr_time_from_sec(2), &f);
 
             if (owner == RC_CACHE_FILL_BUSY) {
-                rc_cache_fill_wait(c, key, strlen(key), 50 * 1000);
+                follower_t fo;
+
+                memset(&fo, 0, sizeof(fo));
+                fo.seed = seed_of(key, var);
+                rv = rc_cache_follow(c, key, strlen(key), key, strlen(key),
+                                     var, strlen(var), p, &fo.h);
+                if (rv == APR_SUCCESS) {
+                    const void *fm;
+                    apr_size_t fml;
+                    char *want;
+
+                    t->follows++;
+                    follow_read(&fo, 50 * 1000);
+                    want = apr_psprintf(p, "m:%s:%s:%lu", key, var,
+                                        (unsigned long)fo.got);
+                    if (fo.bad || rc_cache_hit_meta(fo.h, p, &fm, &fml)
+                        || (fo.rv == APR_EOF && strcmp(fm, want) != 0)
+                        || (fo.rv != APR_EOF && fo.rv != APR_TIMEUP
+                            && fo.rv != RC_CACHE_STALEHANDLE)) {
+                        t->bad = 5;
+                    }
+                    rc_cache_hit_release(fo.h);
+                }
+                else if (rv != APR_NOTFOUND && rv != APR_EAGAIN
+                         && rv != RC_CACHE_STALEHANDLE
+                         && rv != RC_CACHE_BUSY) {
+                    t->bad = 6;
+                }
+                if (rv != APR_SUCCESS) {
+                    rc_cache_fill_wait(c, key, strlen(key), 50 * 1000);
+                }
             }
             len = st_len(key, var);
             make_body(body, len, seed_of(key, var));
@@ -1155,7 +1530,14 @@ static void *st_main(void *arg)
                                       meta, strlen(meta), tag, strlen(tag),
                                       now + (op & 1 ? 20000 : 60000000), 0,
                                       now, p, &w);
+            if (rv == APR_SUCCESS && owner == RC_CACHE_FILL_OWNER) {
+                rc_cache_fill_attach(c, &f, w, (apr_int64_t)len);
+            }
             for (off = 0; rv == APR_SUCCESS && off < len; off += n) {
+                if (owner == RC_CACHE_FILL_OWNER && (off / 4000) % 3 == 2) {
+                    rc_cache_write_flush(w);
+                    sched_yield();      /* let followers catch up */
+                }
                 n = (r >> 4) % 4000 + 1;
                 if (n > len - off) {
                     n = len - off;
@@ -1282,7 +1664,10 @@ static void test_stress(void **state)
                   (unsigned long)st.pins_reaped,
                   (unsigned long)st.writers_reaped,
                   (unsigned long)st.corrupt);
+    print_message("stress: %lu followers\n",
+                  (unsigned long)st.collapsed_streams);
     assert_true(st.hits > 1000);
+    assert_true(st.collapsed_streams > 0);
     assert_true(st.lock_repairs >= 2);
     assert_true(st.evictions > 0);
     assert_int_equal(st.corrupt, 0);
@@ -1327,6 +1712,9 @@ int main(void)
         cmocka_unit_test(test_eviction_lru),
         cmocka_unit_test(test_eviction_scan_resistance),
         cmocka_unit_test(test_fill_markers),
+        cmocka_unit_test(test_follow),
+        cmocka_unit_test(test_follow_dead_writer),
+        cmocka_unit_test(test_follow_stripe_repair),
         cmocka_unit_test(test_robust_stripe_lock),
         cmocka_unit_test(test_robust_alloc_lock),
         cmocka_unit_test(test_dead_writer_and_pin),
