@@ -140,6 +140,7 @@ static rc_lb_t *lb_cur;                   /* the section being read */
 /* The prober (watchdog child only). */
 static apr_pool_t *hc_pool;
 static apr_thread_pool_t *hc_threads;
+static apr_thread_mutex_t *hc_lock;     /* hc_threads: watchdog vs exit */
 static server_rec *hc_server;
 static volatile apr_uint32_t hc_ready;
 
@@ -729,6 +730,21 @@ static apr_status_t lb_child_exit(void *data)
     return APR_SUCCESS;
 }
 
+/* Stops the prober's threads (each finishes its probe: bounded by the
+ * check's timeout) and keeps the watchdog from starting new ones. */
+static apr_status_t hc_stop(void *data)
+{
+    (void)data;
+    apr_atomic_set32(&hc_ready, 0);
+    apr_thread_mutex_lock(hc_lock);
+    if (hc_threads) {
+        apr_thread_pool_destroy(hc_threads);
+        hc_threads = NULL;
+    }
+    apr_thread_mutex_unlock(hc_lock);
+    return APR_SUCCESS;
+}
+
 static void lb_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_allocator_t *alloc;
@@ -757,9 +773,21 @@ static void lb_child_init(apr_pool_t *pchild, server_rec *s)
         return;
     }
     apr_allocator_mutex_set(alloc, mx);
+    if (apr_thread_mutex_create(&hc_lock, APR_THREAD_MUTEX_DEFAULT, pchild)
+        != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, RCLOGNO(00407)
+                     "health checks: cannot set up their memory");
+        apr_allocator_destroy(alloc);
+        return;
+    }
     apr_pool_create_ex(&hc_pool, pchild, NULL, alloc);
     apr_allocator_owner_set(alloc, hc_pool);
     apr_pool_tag(hc_pool, "revcache_hc");
+    /* A pre-cleanup: it runs before the probes' subpools are destroyed
+     * (APR destroys subpools before a pool's plain cleanups), so no
+     * probe thread is left using a pool, or the allocator, being freed
+     * when the child exits. */
+    apr_pool_pre_cleanup_register(hc_pool, NULL, hc_stop);
     for (i = 0; i < balancers->nelts; i++) {
         rc_lb_t *lb = APR_ARRAY_IDX(balancers, i, rc_lb_t *);
 
@@ -1230,6 +1258,8 @@ static void *APR_THREAD_FUNC lb_probe_task(apr_thread_t *t, void *data)
     return NULL;
 }
 
+static void lb_start_probes(apr_time_t now);
+
 /* Every 100 ms in the one watchdog child: once a second, give back what
  * dead children held; start the probes that are due (one per member at
  * a time) on the prober's thread pool. */
@@ -1238,15 +1268,13 @@ static apr_status_t lb_tick(int state, void *data, apr_pool_t *p)
     static apr_time_t last_reap;
     rc_lb_t *first;
     apr_time_t now;
-    apr_status_t rv;
-    int i, j, n;
+    int n;
 
     (void)data;
     (void)p;
     if (state == AP_WATCHDOG_STATE_STOPPING) {
-        if (hc_threads) {
-            apr_thread_pool_destroy(hc_threads);
-            hc_threads = NULL;
+        if (hc_lock) {
+            hc_stop(NULL);
         }
         return APR_SUCCESS;
     }
@@ -1266,6 +1294,22 @@ static apr_status_t lb_tick(int state, void *data, apr_pool_t *p)
     if (!apr_atomic_read32(&hc_ready)) {
         return APR_SUCCESS;
     }
+    apr_thread_mutex_lock(hc_lock);
+    if (!apr_atomic_read32(&hc_ready)) {         /* the child is exiting */
+        apr_thread_mutex_unlock(hc_lock);
+        return APR_SUCCESS;
+    }
+    lb_start_probes(now);
+    apr_thread_mutex_unlock(hc_lock);
+    return APR_SUCCESS;
+}
+
+/* Under hc_lock: the thread pool, then the probes that are due. */
+static void lb_start_probes(apr_time_t now)
+{
+    apr_status_t rv;
+    int i, j;
+
     if (!hc_threads) {
         rv = apr_thread_pool_create(&hc_threads, 1, RC_LB_HC_THREADS,
                                     hc_pool);
@@ -1274,7 +1318,7 @@ static apr_status_t lb_tick(int state, void *data, apr_pool_t *p)
                          RCLOGNO(00431) "health checks: cannot start "
                          "their threads");
             hc_threads = NULL;
-            return APR_SUCCESS;
+            return;
         }
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, hc_server, RCLOGNO(00432)
                      "health checks run in this process (pid %" APR_PID_T_FMT
@@ -1303,7 +1347,6 @@ static apr_status_t lb_tick(int state, void *data, apr_pool_t *p)
             }
         }
     }
-    return APR_SUCCESS;
 }
 
 /* ------------------------------------------------------------------ */
