@@ -239,20 +239,25 @@ rc_cache_entry_t *rc_cache_find(rc_cache_req_t *q, apr_time_t now,
 /* ------------------------------------------------------------------ */
 /* Responses from the cache                                            */
 
-void rc_cache_status(rc_cache_req_t *q, const char *fmt, ...)
+/* Formats nothing unless the header is sent (RevCacheStatusHeader). */
+static void status_v(rc_cache_req_t *q, const char *fmt, va_list ap)
 {
-    va_list ap;
-    const char *v;
-
     if (q->dc->status_header != 1) {
         return;
     }
-    va_start(ap, fmt);
-    v = apr_pvsprintf(q->r->pool, fmt, ap);
-    va_end(ap);
     apr_table_setn(q->r->err_headers_out, "Cache-Status",
-                   apr_pstrcat(q->r->pool, "revcache; ", v,
+                   apr_pstrcat(q->r->pool, "revcache; ",
+                               apr_pvsprintf(q->r->pool, fmt, ap),
                                q->collapsed ? "; collapsed" : "", NULL));
+}
+
+void rc_cache_status(rc_cache_req_t *q, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    status_v(q, fmt, ap);
+    va_end(ap);
 }
 
 /* The response fields of a stored entry, and its Age. */
@@ -367,11 +372,9 @@ int rc_cache_serve(rc_cache_req_t *q, rc_cache_entry_t *e,
             return st;
         }
     }
-    if (q->dc->status_header == 1) {    /* else no need to format it */
-        va_start(ap, status_fmt);
-        rc_cache_status(q, "%s", apr_pvsprintf(r->pool, status_fmt, ap));
-        va_end(ap);
-    }
+    va_start(ap, status_fmt);
+    status_v(q, status_fmt, ap);
+    va_end(ap);
 
     stored_head(r, e, now);
     if (cond == RC_COND_NOT_MODIFIED) {

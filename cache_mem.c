@@ -355,6 +355,37 @@ static apr_uint32_t find_locked(rc_cache_t *c, apr_uint64_t h,
 /* -------------------------------------------------------------------- */
 /* Lookups and hits                                                       */
 
+/* Under the entry's stripe lock: pins entry i (key hash @hash) in pin
+ * slot @slot and describes it (metadata chain, times) in @h, a handle
+ * of @pool; lookups and followers. */
+static void pin_locked(rc_cache_t *c, apr_uint32_t slot, apr_uint32_t pid,
+                       apr_uint32_t i, apr_uint64_t hash, apr_pool_t *pool,
+                       rc_cache_hit_t *h)
+{
+    rc_entry_sh_t *e = ent(c, i);
+
+    h->c = c;
+    h->pool = pool;
+    h->hash = hash;
+    h->slot = slot;
+    pin_store(c, slot, ((apr_uint64_t)pid << 32) | i);
+    e->pins++;
+    h->idx = i;
+    h->gen = e->gen;
+    if (e->flags & RC_EF_META2) {
+        h->meta_head = e->meta2_head;
+        h->meta_off = 0;
+        h->meta_len = e->meta2_len;
+    }
+    else {
+        h->meta_head = e->head;
+        h->meta_off = (apr_uint64_t)e->klen + e->vlen + e->tlen;
+        h->meta_len = e->mlen;
+    }
+    h->expires = e->expires;
+    h->stored = e->stored;
+}
+
 static apr_status_t hit_cleanup(void *data)
 {
     rc_cache_hit_t *h = data;
@@ -429,23 +460,8 @@ apr_status_t rc_cache_lookup(rc_cache_t *c, const char *key, apr_size_t klen,
     }
     if (i) {
         e = ent(c, i);
-        pin_store(c, slot, ((apr_uint64_t)pid << 32) | i);
-        e->pins++;
-        h->idx = i;
-        h->gen = e->gen;
-        if (e->flags & RC_EF_META2) {
-            h->meta_head = e->meta2_head;
-            h->meta_off = 0;
-            h->meta_len = e->meta2_len;
-        }
-        else {
-            h->meta_head = e->head;
-            h->meta_off = (apr_uint64_t)e->klen + e->vlen + e->tlen;
-            h->meta_len = e->mlen;
-        }
+        pin_locked(c, slot, pid, i, hash, pool, h);
         h->body_len = e->body_len;
-        h->expires = e->expires;
-        h->stored = e->stored;
         h->body_blk = e->head;
         h->body_boff = 0;
         /* the chain is immutable now; seek under the lock keeps it simple */
@@ -465,10 +481,6 @@ apr_status_t rc_cache_lookup(rc_cache_t *c, const char *key, apr_size_t klen,
         CTR_ADD(c, C_MISSES, 1);
         return APR_NOTFOUND;
     }
-    h->c = c;
-    h->pool = pool;
-    h->hash = hash;
-    h->slot = slot;
     CTR_ADD(c, C_HITS, 1);
     hit_touch(c, h, now);
     apr_pool_cleanup_register(pool, h, hit_cleanup, apr_pool_cleanup_null);
@@ -1449,32 +1461,13 @@ apr_status_t rc_cache_follow(rc_cache_t *c, const char *mkey,
          && (e->state == RC_ST_WRITING || e->state == RC_ST_LIVE)
          && ent_matches(c, e, hash, key, klen, variant, vlen);
     if (ok) {
-        pin_store(c, slot, ((apr_uint64_t)pid << 32) | widx);
-        e->pins++;
-        h->idx = widx;
-        h->gen = wgen;
-        if (e->flags & RC_EF_META2) {
-            h->meta_head = e->meta2_head;
-            h->meta_off = 0;
-            h->meta_len = e->meta2_len;
-        }
-        else {
-            h->meta_head = e->head;
-            h->meta_off = (apr_uint64_t)e->klen + e->vlen + e->tlen;
-            h->meta_len = e->mlen;
-        }
-        h->expires = e->expires;
-        h->stored = e->stored;
+        pin_locked(c, slot, pid, widx, hash, pool, h);
     }
     rc_cm_stripe_unlock(c, s);
     if (!ok) {
         pin_store(c, slot, 0);
         return RC_CACHE_STALEHANDLE;
     }
-    h->c = c;
-    h->pool = pool;
-    h->hash = hash;
-    h->slot = slot;
     h->follow = 1;
     h->length = length;
     if (__atomic_load_n(&e->state, __ATOMIC_SEQ_CST) == RC_ST_WRITING

@@ -29,16 +29,10 @@
 #include <apr_tables.h>
 
 #include "cache_meta.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {                                                \
-        if (!(cond)) {                                                  \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond,    \
-                    __FILE__, __LINE__);                                \
-            abort();                                                    \
-        }                                                               \
-    } while (0)
 
 static apr_pool_t *root;
 

@@ -36,16 +36,10 @@
 #include <apr_tables.h>
 
 #include "http_parse.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {                                                \
-        if (!(cond)) {                                                  \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond,    \
-                    __FILE__, __LINE__);                                \
-            abort();                                                    \
-        }                                                               \
-    } while (0)
 
 static apr_pool_t *root;
 

@@ -29,22 +29,6 @@
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
-/* tbl("K", "v", "K2", "v2", NULL): apr_table_add each pair, in order. */
-static apr_table_t *tbl(const char *k, ...)
-{
-    apr_table_t *t = apr_table_make(pool, 8);
-    va_list ap;
-
-    va_start(ap, k);
-    while (k) {
-        const char *v = va_arg(ap, const char *);
-        apr_table_add(t, k, v);
-        k = va_arg(ap, const char *);
-    }
-    va_end(ap);
-    return t;
-}
-
 static rc_fresh_t fresh_of(apr_int64_t rt, apr_int64_t date, apr_int64_t age,
                            apr_int64_t life, apr_int64_t swr, apr_int64_t sie,
                            unsigned int flags)

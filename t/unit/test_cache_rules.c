@@ -19,43 +19,12 @@
 #include "apr_time.h"
 
 #include "cache_rules.h"
+#include "rc_unit.h"
 
 #define SEC(n)  apr_time_from_sec(n)
 #define BASE    SEC(1700000000)
 #define AT(n)   (BASE + SEC(n))
 
-static apr_pool_t *pool;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    apr_initialize();
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return 0;
-}
-
-/* tbl("K", "v", "K2", "v2", NULL): apr_table_add each pair, in order. */
-static apr_table_t *tbl(const char *k, ...)
-{
-    apr_table_t *t = apr_table_make(pool, 8);
-    va_list ap;
-
-    va_start(ap, k);
-    while (k) {
-        const char *v = va_arg(ap, const char *);
-        apr_table_add(t, k, v);
-        k = va_arg(ap, const char *);
-    }
-    va_end(ap);
-    return t;
-}
 
 static const char *date(apr_time_t t)
 {
@@ -1839,6 +1808,5 @@ int main(void)
         cmocka_unit_test(test_surrogate_keys),
     };
 
-    return cmocka_run_group_tests_name("cache_rules", tests, group_setup,
-                                       group_teardown);
+    RC_UNIT_RUN(tests);
 }
